@@ -1,0 +1,405 @@
+"""The one validated settings model, loaded once from config.json plus the environment.
+
+Every setting can be overridden by ``NEWSLETTER_<NAME>`` (``__`` between nested names). Secrets
+are accepted only from the environment. Errors name the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "NEWSLETTER_"
+CONFIG_ENV = "NEWSLETTER_CONFIG"
+DEFAULT_CONFIG_PATH = "./config.json"
+
+# Keys the old single-user bot wrote that served features this project does not carry.
+LEGACY_IGNORED_KEYS = frozenset({"fetch_ratings", "display_limit"})
+
+DedupMethod = Literal["id", "title", "link"]
+AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
+_DEFAULT_ANNOUNCE_TYPES: tuple[AnnounceType, ...] = ("new", "cross")
+_SECRET: dict[str, Any] = {"secret": True}
+_CATEGORY_RE = re.compile(r"^[a-z\-]+(\.[A-Za-z\-]+)?$")
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix; the CLI turns it into exit code 2."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ArxivSettings(_Section):
+    """How we talk to arXiv; one client owns these manners."""
+
+    rss_url: str = Field("https://rss.arxiv.org/rss/", description="Announcement feed base URL")
+    api_url: str = Field("https://export.arxiv.org/api/query", description="arXiv API query URL")
+    pdf_url: str = Field("https://arxiv.org/pdf/", description="Base URL of PDFs (full-text mode)")
+    delay_seconds: float = Field(3.0, ge=0, description="Minimum seconds between requests")
+    timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout")
+    max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/empty pages")
+    batch_size: int = Field(100, ge=1, le=2000, description="Papers per id_list API request")
+
+
+class AISummarySettings(_Section):
+    """The OpenAI-compatible model that writes TL;DRs and structured summaries."""
+
+    enabled: bool = Field(False, description="Summarise papers with a model")
+    api_key_env: str = Field(
+        "DASHSCOPE_API_KEY", description="Name of the environment variable holding the key"
+    )
+    base_url: str = Field(
+        "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        description="OpenAI-compatible endpoint",
+    )
+    model: str = Field("qwen-long", description="Model name")
+    prompt_file: str | None = Field(None, description="Your own prompt template (optional)")
+    max_papers_to_summarize: int = Field(15, ge=0, description="Papers summarised per day")
+    max_workers: int = Field(3, ge=1, le=64, description="Concurrent model calls")
+    language: str = Field("English", min_length=1, description="Language of the summaries")
+    source: Literal["abstract", "fulltext"] = Field(
+        "abstract", description="Summarise the abstract or the PDF's text"
+    )
+    max_input_chars: int = Field(20000, ge=500, description="Characters of full text sent")
+    timeout_seconds: float = Field(60.0, gt=0, description="Per-call timeout")
+    max_output_tokens: int = Field(800, ge=50, description="Output tokens per call")
+    daily_token_budget: int = Field(
+        300000, ge=0, description="Tokens the model may use per day (0: no limit)"
+    )
+    max_retries: int = Field(3, ge=0, le=10, description="Retries on 429/5xx/timeouts")
+
+
+class DeliverySettings(_Section):
+    """Where digests go: an outbox of .eml files, SendGrid, or SMTP."""
+
+    backend: Literal["file", "sendgrid", "smtp"] = Field("file", description="Delivery backend")
+    outbox_dir: str = Field("./outbox", description="Directory of .eml files (file backend)")
+    sendgrid_host: str = Field("https://api.sendgrid.com", description="SendGrid API host")
+    sandbox_mode: bool = Field(False, description="SendGrid sandbox mode (validate, don't send)")
+    concurrency: int = Field(4, ge=1, le=64, description="Requests in flight")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries on 429/5xx")
+    in_flight_policy: Literal["skip", "resend"] = Field(
+        "skip", description="After a crash: what to do with sends whose outcome is unknown"
+    )
+    send_empty_note: bool = Field(
+        False, description="Send a short note to subscribers with no matching paper"
+    )
+    smtp_host: str = Field("localhost", description="SMTP server")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="SMTP transport security"
+    )
+    smtp_user: str | None = Field(
+        None, description="SMTP user (password: NEWSLETTER_SMTP_PASSWORD)"
+    )
+    smtp_timeout_seconds: float = Field(30.0, gt=0, description="SMTP timeout")
+    webhook_public_key: str | None = Field(
+        None, description="SendGrid Event Webhook verification key (base64 ECDSA public key)"
+    )
+    webhook_max_age_seconds: int = Field(600, ge=1, description="Reject older webhook events")
+
+
+class EmailSettings(_Section):
+    """The sender's identity and the digest's wording."""
+
+    from_email: str = Field("digest@example.org", description="Sender address")
+    from_name: str = Field("arXiv Digest", description="Sender name")
+    reply_to: str | None = Field(None, description="Reply-To address")
+    postal_address: str = Field("", description="Sender's postal address (footer)")
+    subject_template: str = Field(
+        "arXiv digest for {date}: {count} papers", description="Subject; {date}, {count}"
+    )
+    list_id: str = Field("arxiv-digest.example.org", description="List-Id header value")
+
+
+class ScheduleSettings(_Section):
+    """When the daily digest fires."""
+
+    enabled: bool = Field(True, description="Run the scheduler inside `newsletter serve`")
+    cron: str = Field("40 5 * * 1-5", description="Crontab expression")
+    timezone: str = Field("UTC", description="Time zone of the crontab")
+    misfire_grace_seconds: int = Field(3600, ge=0, description="Late runs allowed within this")
+
+
+class WebSettings(_Section):
+    """Web app limits."""
+
+    signup_limit_per_ip_per_hour: int = Field(10, ge=1, description="Signups per IP per hour")
+    signup_limit_per_address_per_day: int = Field(3, ge=1, description="Signups per address/day")
+    confirm_token_days: int = Field(7, ge=1, description="Days a confirmation link is valid")
+    feed_size: int = Field(100, ge=1, le=1000, description="Papers in a feed")
+
+
+class Settings(_Section):
+    """All settings. Seed keys of the old bot keep their names and meanings."""
+
+    categories: list[str] = Field(
+        default_factory=lambda: ["cs.AI", "cs.CL", "cs.LG"], description="arXiv categories"
+    )
+    keywords: list[str] = Field(default_factory=list, description="Site keywords")
+    high_score_keywords: list[str] = Field(
+        default_factory=list, description="Old bot's strong keywords (+10 text, +20 title)"
+    )
+    exclude_keywords: list[str] = Field(default_factory=list, description="Drop papers with these")
+    max_papers: int = Field(30, ge=1, le=2000, description="Papers in the global digest")
+    days_back: int = Field(7, ge=1, le=60, description="How far back a window may reach")
+    min_score: float = Field(0.0, ge=0, description="Global digest score threshold")
+    enable_deduplication: bool = Field(True, description="Drop duplicates within a day")
+    deduplication_methods: list[DedupMethod] = Field(
+        default_factory=lambda: list(get_args(DedupMethod)), description="Duplicate criteria"
+    )
+    keyword_match: Literal["word", "substring"] = Field(
+        "word", description="Whole words and phrases, or the old substring rule"
+    )
+    announce_types: list[AnnounceType] = Field(
+        default_factory=lambda: list(_DEFAULT_ANNOUNCE_TYPES), description="Announcement types kept"
+    )
+    database_url: str = Field("sqlite:///./data/newsletter.db", description="SQLAlchemy URL")
+    archive_dir: str = Field("./archive", description="Markdown archive directory")
+    base_url: str = Field("http://localhost:8000", description="Public URL of the site")
+    site_name: str = Field("arXiv Digest", description="Name shown on pages and e-mails")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging")
+
+    arxiv: ArxivSettings = Field(default_factory=ArxivSettings)
+    ai_summary: AISummarySettings = Field(default_factory=AISummarySettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+
+    # Secrets: environment only (NEWSLETTER_SECRET_KEY, ...); refused in config files.
+    secret_key: SecretStr | None = Field(
+        None, description="Signs tokens", json_schema_extra=_SECRET
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of POST /admin/run", json_schema_extra=_SECRET
+    )
+    smtp_password: SecretStr | None = Field(
+        None, description="SMTP password", json_schema_extra=_SECRET
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _check_categories(cls, value: list[str]) -> list[str]:
+        for cat in value:
+            if not _CATEGORY_RE.match(cat):
+                raise ValueError(f"{cat!r} is not an arXiv category such as 'cs.LG' or 'hep-th'")
+        if not value:
+            raise ValueError("at least one category is required")
+        return list(dict.fromkeys(value))
+
+    @field_validator("keywords", "exclude_keywords", "high_score_keywords")
+    @classmethod
+    def _strip_terms(cls, value: list[str]) -> list[str]:
+        terms = [t.strip() for t in value]
+        if any(not t for t in terms):
+            raise ValueError("terms must not be empty")
+        return terms
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def ai_api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The model's key, read from the variable named by ``ai_summary.api_key_env``."""
+        env = os.environ if environ is None else environ
+        return env.get(self.ai_summary.api_key_env) or None
+
+    def sendgrid_api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if environ is None else environ
+        return env.get("SENDGRID_API_KEY") or None
+
+
+_SECRET_FIELDS = {"secret_key", "admin_token", "smtp_password"}
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _nested_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    field = model.model_fields.get(name)
+    if field is None:
+        return None
+    ann = field.annotation
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    return None
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(
+    data: Mapping[str, Any], model: type[BaseModel], prefix: str, notices: list[str]
+) -> dict[str, Any]:
+    """Reject unknown and secret keys with a helpful message; drop the old bot's extra keys."""
+    clean: dict[str, Any] = {}
+    names = _field_names(model)
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if not prefix and key in LEGACY_IGNORED_KEYS:
+            notices.append(f"config: ignoring {key!r} (a setting of the old bot we do not carry)")
+            continue
+        if key not in names:
+            raise ConfigError(
+                f"config: unknown key {dotted!r}{_did_you_mean(key, names)}; "
+                f"allowed keys{' in ' + prefix.rstrip('.') if prefix else ''}: {', '.join(names)}"
+            )
+        if not prefix and key in _SECRET_FIELDS:
+            raise ConfigError(
+                f"config: {dotted!r} is a secret and is read only from the environment "
+                f"({ENV_PREFIX}{key.upper()}); remove it from the config file"
+            )
+        sub = _nested_model(model, key)
+        if sub is not None and isinstance(value, Mapping):
+            clean[key] = _check_keys(value, sub, f"{dotted}.", notices)
+        else:
+            clean[key] = value
+    return clean
+
+
+def _parse_env_value(raw: str, model: type[BaseModel], name: str) -> Any:
+    """Environment values are strings; lists take JSON or comma-separated items."""
+    field = model.model_fields[name]
+    origin = getattr(field.annotation, "__origin__", None)
+    text = raw.strip()
+    if origin is list:
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"config: {ENV_PREFIX}{name.upper()} is not JSON: {exc}") from exc
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if text in ("", "null") and name != "log_level":
+        return None if field.default is None else raw
+    return raw
+
+
+def _env_overrides(environ: Mapping[str, str], notices: list[str]) -> dict[str, Any]:
+    """Collect NEWSLETTER_* variables into a nested dict; warn on names that fit no setting."""
+    overrides: dict[str, Any] = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        path = var[len(ENV_PREFIX) :].lower().split("__")
+        model: type[BaseModel] = Settings
+        target = overrides
+        for i, part in enumerate(path):
+            if part not in model.model_fields:
+                names = _field_names(model)
+                notices.append(
+                    f"config: environment variable {var} matches no setting"
+                    f"{_did_you_mean(part, names)}; ignored"
+                )
+                break
+            sub = _nested_model(model, part)
+            if i == len(path) - 1:
+                if sub is not None:
+                    try:
+                        target[part] = json.loads(raw)
+                    except json.JSONDecodeError as exc:
+                        raise ConfigError(f"config: {var} must be a JSON object: {exc}") from exc
+                else:
+                    target[part] = _parse_env_value(raw, model, part)
+            elif sub is None:
+                notices.append(f"config: environment variable {var} matches no setting; ignored")
+                break
+            else:
+                target = target.setdefault(part, {})
+                model = sub
+    return overrides
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _allowed_text(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """Describe what a field allows, from its annotation and constraints."""
+    current: type[BaseModel] | None = model
+    field = None
+    for part in loc:
+        if not isinstance(part, str) or current is None:
+            break
+        field = current.model_fields.get(part)
+        current = _nested_model(current, part)
+    if field is None:
+        return ""
+    ann = repr(field.annotation).replace("typing.", "")
+    bits = [f"type {ann}"]
+    for meta in field.metadata:
+        bits.append(str(meta))
+    return "; allowed: " + ", ".join(bits)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"config: invalid settings in {source}:"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        value = err.get("input")
+        shown = "<secret>" if loc and loc[0] in _SECRET_FIELDS else json.dumps(value, default=str)
+        lines.append(f"  {key} = {shown}: {err['msg']}{_allowed_text(Settings, loc)}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    notices: list[str] | None = None,
+) -> Settings:
+    """Load config.json (path argument, else NEWSLETTER_CONFIG, else ./config.json) plus env.
+
+    A missing file at the default path means "all defaults"; a missing explicit path is an error.
+    """
+    env = os.environ if environ is None else environ
+    sink: list[str] = [] if notices is None else notices
+    explicit = path is not None or CONFIG_ENV in env
+    config_path = Path(path if path is not None else env.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            loaded = json.loads(config_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"config: {config_path} is not valid JSON (line {exc.lineno}, column {exc.colno}): "
+                f"{exc.msg}"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(f"config: cannot read {config_path}: {exc.strerror}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config: {config_path} must hold a JSON object at the top level")
+        data = _check_keys(loaded, Settings, "", sink)
+    elif explicit:
+        raise ConfigError(f"config: file {config_path} does not exist")
+    data = _merge(data, _env_overrides(env, sink))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(config_path))) from exc
+
+
+def settings_for_tests(**overrides: Any) -> Settings:
+    """Defaults plus overrides, validated like a config file (never reads the environment)."""
+    return Settings.model_validate(_check_keys(overrides, Settings, "", []))

@@ -1,0 +1,61 @@
+"""Plain data passed between pipeline stages; no I/O here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One arXiv paper as announced, with the API's full metadata merged in."""
+
+    arxiv_id: str  # without version, e.g. "2604.19009"
+    version: int
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    primary_category: str
+    categories: tuple[str, ...]
+    published: dt.datetime
+    updated: dt.datetime | None = None
+    announce_type: str = "new"
+    comment: str | None = None
+    journal_ref: str | None = None
+    doi: str | None = None
+
+    @property
+    def versioned_id(self) -> str:
+        return f"{self.arxiv_id}v{self.version}"
+
+    @property
+    def abs_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.versioned_id}"
+
+    @property
+    def html_url(self) -> str:
+        return f"https://arxiv.org/html/{self.versioned_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A day's announcement: its date and the papers in it, each once."""
+
+    date: dt.date
+    papers: tuple[Paper, ...]
+    source: str = "rss"  # "rss" or "api"
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPaper:
+    """A paper with its score and the keywords that matched (why a reader got it)."""
+
+    paper: Paper
+    score: float
+    matched_keywords: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests talk to that pip cannot bring: Debian's chromium (Playwright drives it
+# through executable_path) and the Prism mock of SendGrid's published contract. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test-deps: installing Debian's chromium"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+PRISM_VERSION=5.14.2
+if [ ! -x build/node/node_modules/.bin/prism ]; then
+  echo "test-deps: installing Stoplight Prism $PRISM_VERSION"
+  mkdir -p build/node
+  (cd build/node && [ -f package.json ] || echo '{"private":true}' > package.json)
+  (cd build/node && npm install --silent --no-audit --no-fund --save-exact "@stoplight/prism-cli@$PRISM_VERSION" >/dev/null)
+fi
+
+SHARED=../shared/sendgrid
+if [ -f "$SHARED/tsg_mail_v3.yaml" ]; then
+  cp "$SHARED/tsg_mail_v3.yaml" build/sendgrid.yaml
+  chmod u+w build/sendgrid.yaml
+  patch -s build/sendgrid.yaml "$SHARED/spec.patch"
+  patch -s build/sendgrid.yaml "$SHARED/spec-extras.patch"
+fi

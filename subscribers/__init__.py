@@ -1,0 +1,1 @@
+"""The subscriber store and its rules: signup, confirmation, preferences, suppression."""
