@@ -59,3 +59,39 @@ class RankedPaper:
     paper: Paper
     score: float
     matched_keywords: tuple[str, ...] = field(default_factory=tuple)
+
+
+SUMMARY_SECTIONS = ("contributions", "method", "results", "conclusions")
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A model's summary of one paper: a one-line TL;DR and four Markdown sections (untrusted)."""
+
+    tldr: str
+    sections: dict[str, str]
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssueEntry:
+    """A paper as it stands in an issue: scored, with why it matched."""
+
+    paper: Paper
+    score: float
+    matched_keywords: tuple[str, ...]
+    rank: int | None  # position in the global digest (1-based); None: candidate pool only
+    announce_type: str = "new"
+    is_update: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IssueView:
+    """Everything readers see of one day's issue, read back from the database."""
+
+    date: dt.date
+    papers_found: int
+    categories: tuple[str, ...]
+    digest: tuple[IssueEntry, ...]  # the global digest, ranked
+    pool: tuple[IssueEntry, ...]  # every candidate that passed the exclude list, fetch order
+    status: str = "built"
