@@ -45,6 +45,7 @@ class RunContext:
     send: bool = True
     trigger: str = "cli"
     client: ArxivClient | None = None
+    today: dt.date | None = None  # arXiv's "today" (None: the real date); the demo pins it
     run_id: int | None = None
     announcement: Announcement | None = None
     fresh: issue_store.FreshPapers | None = None
@@ -109,7 +110,9 @@ def fetch_stage(ctx: RunContext) -> None:
         ctx.client = ArxivClient(ctx.settings.arxiv)
     what = ctx.requested_date.isoformat() if ctx.requested_date else "today's feed"
     with ctx.console.status(f"Fetching the arXiv announcement ({what})..."):
-        announcement = fetch_announcement(ctx.client, ctx.settings, ctx.requested_date)
+        announcement = fetch_announcement(
+            ctx.client, ctx.settings, ctx.requested_date, today=ctx.today
+        )
     check_announcement(ctx, announcement)
 
 
@@ -278,9 +281,14 @@ def run_pipeline(
     engine: Engine | None = None,
     client: ArxivClient | None = None,
     console: Console | None = None,
+    today: dt.date | None = None,
     stages: Sequence[Stage] = DEFAULT_STAGES,
 ) -> RunResult:
-    """Run every stage in order and record the run; never raises for a failed stage."""
+    """Run every stage in order and record the run; never raises for a failed stage.
+
+    ``today`` pins arXiv's current date (for ``--date`` range checks); ``stages`` lets callers
+    and tests run a different list (``DEFAULT_STAGES`` plus or minus some).
+    """
     own_engine = engine is None
     eng = make_engine(settings.database_url) if engine is None else engine
     ctx = RunContext(
@@ -291,6 +299,7 @@ def run_pipeline(
         send=send,
         trigger=trigger,
         client=client,
+        today=today,
     )
     error: BaseException | None = None
     try:
