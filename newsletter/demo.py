@@ -1,4 +1,4 @@
-"""Settings for ``newsletter demo``: everything under one output directory, arXiv replayed locally."""
+"""Settings for `newsletter demo`: all outputs under one directory, arXiv replayed locally."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class ReplayServer(Protocol):
 
 
 def demo_settings(settings: Settings, out_dir: Path, server: ReplayServer) -> Settings:
-    """The user's settings pointed at the replay server, with SQLite, archive and outbox in out_dir."""
+    """The user's settings aimed at the replay server; SQLite, archive, outbox in out_dir."""
     out = out_dir.resolve()
     arxiv = settings.arxiv.model_copy(
         update={
