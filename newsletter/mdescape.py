@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that act.
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>$^~&])")
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that act
+# anywhere in a line. Parentheses are harmless once every "]" is escaped (no link can close).
+_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|<>$~]|&(?=#?\w+;))")
 _LINE_START = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))")
 _URL_SCHEME = re.compile(r"(?i)\b(https?|ftp|mailto|javascript|data):")
 _WWW = re.compile(r"(?i)\bwww\.")
 _PARAGRAPH = re.compile(r"\n\s*\n")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class MdSafe(str):
@@ -40,7 +42,7 @@ def _escape_marker(m: re.Match[str]) -> str:
 
 def md_inline(text: str | None) -> MdSafe:
     """Inert inline Markdown (never at a line start): whitespace and newlines folded to spaces."""
-    folded = " ".join((text or "").split())
+    folded = " ".join(_CONTROL.sub("", text or "").split())
     return MdSafe(_escape_run(folded))
 
 
@@ -51,7 +53,7 @@ def _md_line(text: str) -> str:
 
 def md_block(text: str | None, *, keep_lines: bool = False) -> MdSafe:
     """Paragraphs of inert Markdown; ``keep_lines`` keeps line breaks (for model output)."""
-    paragraphs = [p for p in _PARAGRAPH.split((text or "").strip()) if p.strip()]
+    paragraphs = [p for p in _PARAGRAPH.split(_CONTROL.sub("", text or "").strip()) if p.strip()]
     out: list[str] = []
     for para in paragraphs:
         if keep_lines:
