@@ -48,6 +48,13 @@ class ArxivSettings(_Section):
     timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout")
     max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/empty pages")
     batch_size: int = Field(100, ge=1, le=2000, description="Papers per id_list API request")
+    backoff_seconds: float = Field(
+        5.0, ge=0, description="First retry wait; doubles on each further retry"
+    )
+    max_backoff_seconds: float = Field(
+        120.0, ge=0, description="Longest wait between retries (a longer Retry-After gives up)"
+    )
+    max_pdf_bytes: int = Field(50_000_000, ge=1024, description="Largest PDF downloaded")
 
 
 class AISummarySettings(_Section):

@@ -1,0 +1,386 @@
+"""The one client that talks to arXiv: feed, API (through the `arxiv` package) and PDFs.
+
+It owns arXiv's manners in one place: at most one request per ``delay_seconds`` across all three
+services (measured with the injected clock, waited out with the injected sleep), a timeout on
+every request, retries with exponential backoff on 429, 5xx, timeouts, and empty or malformed
+pages (a ``Retry-After`` header is honoured), and an ArxivError naming the URL and the number of
+tries when arXiv stays unavailable. The `arxiv` package builds the API queries and parses the
+results, but its own sleeping and retrying are switched off (``delay_seconds=0``,
+``num_retries=0``) and its HTTP goes through this client, so no request escapes the rate limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import arxiv
+import httpx
+from lxml import etree
+
+from newsletter import __version__
+from newsletter.arxiv_feed import ARXIV_ID_RE, NS, normalise_text, normalise_title
+from newsletter.config import ArxivSettings
+from newsletter.domain import Paper
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER_AGENT = f"arxiv-newsletter/{__version__} (self-hosted daily digest)"
+_MAX_PAGE_BYTES = 64_000_000
+_OPENSEARCH = "http://a9.com/-/spec/opensearch/1.1/"
+_ERROR_ID_PREFIX = "https://arxiv.org/api/errors"
+
+
+class ArxivError(Exception):
+    """arXiv could not give us what we asked for; says what, where, and after how many tries."""
+
+    def __init__(self, message: str, *, url: str, tries: int, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.tries = tries
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What to make of one reply: fine (problem None), retry, or give up at once."""
+
+    problem: str | None = None
+    permanent: bool = False
+    accept_when_exhausted: bool = False  # e.g. an id_list page still empty: use it, don't fail
+
+
+_OK = _Verdict()
+
+
+def _retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _status_verdict(status: int, body: bytes) -> _Verdict:
+    if status == 200:
+        return _OK
+    snippet = " ".join(body[:200].decode("utf-8", "replace").split())
+    detail = f"HTTP {status}" + (f" ({snippet})" if snippet else "")
+    if status == 429 or status >= 500 or status == 408:
+        return _Verdict(detail)
+    return _Verdict(detail, permanent=True)
+
+
+def check_feed_page(body: bytes) -> _Verdict:
+    """The announcement feed must at least look like RSS or Atom (an empty day has no items)."""
+    head = body[:4096].lstrip()
+    if not head:
+        return _Verdict("empty response")
+    if b"<rss" not in head and b"<feed" not in head:
+        return _Verdict(f"not a feed: {head[:60]!r}")
+    return _OK
+
+
+def check_api_page(url: str, body: bytes) -> _Verdict:
+    """An API page must be a whole Atom feed; an empty page that should hold results is retried."""
+    try:
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        text = " ".join(body[:80].decode("utf-8", "replace").split())
+        return _Verdict(f"malformed page ({exc}; starts {text!r})")
+    if root.tag != f"{{{NS['atom']}}}feed":
+        return _Verdict(f"malformed page (root element {root.tag!r})")
+    entries = root.findall("atom:entry", NS)
+    for entry in entries:
+        if (entry.findtext("atom:id", "", NS) or "").startswith(_ERROR_ID_PREFIX):
+            message = entry.findtext("atom:summary", "", NS) or "unknown error"
+            return _Verdict(f"arXiv API error: {message.strip()}", permanent=True)
+    if entries:
+        return _OK
+    query = parse_qs(urlsplit(url).query)
+    if any(query.get("id_list", [""])[0].split(",")):
+        return _Verdict("empty page for an id_list query", accept_when_exhausted=True)
+    total = int(root.findtext("opensearch:totalResults", "0", {"opensearch": _OPENSEARCH}) or 0)
+    start = int(query.get("start", ["0"])[0] or 0)
+    if total > start:
+        return _Verdict(f"empty page although {total} results were announced")
+    return _OK
+
+
+def check_pdf(body: bytes) -> _Verdict:
+    if not body.startswith(b"%PDF-"):
+        return _Verdict(f"not a PDF (starts {body[:20]!r})")
+    return _OK
+
+
+def paper_from_result(result: Any) -> Paper:
+    """An `arxiv.Result` as our Paper (announce type is the caller's to set)."""
+    short = result.get_short_id()
+    match = ARXIV_ID_RE.fullmatch(short)
+    if match is None:
+        raise ValueError(f"unexpected arXiv id {short!r} in API result")
+    categories = tuple(result.categories)
+    return Paper(
+        arxiv_id=match.group("id"),
+        version=int(match.group("v") or 1),
+        title=normalise_title(result.title),
+        abstract=normalise_text(result.summary),
+        authors=tuple(a.name for a in result.authors),
+        primary_category=result.primary_category or (categories[0] if categories else ""),
+        categories=categories,
+        published=result.published,
+        updated=result.updated,
+        comment=result.comment or None,
+        journal_ref=result.journal_ref or None,
+        doi=result.doi or None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """The two attributes the `arxiv` package reads from its HTTP session's responses."""
+
+    status_code: int
+    content: bytes
+
+
+class _PackageSession:
+    """Stands in for the `arxiv` package's requests session: every GET goes through our client."""
+
+    def __init__(self, owner: ArxivClient) -> None:
+        self._owner = owner
+
+    def get(self, url: str, **_: Any) -> _Reply:
+        body = self._owner._get(url, what="arXiv API query", check=lambda b: check_api_page(url, b))
+        return _Reply(200, body)
+
+
+def _package_client(owner: ArxivClient, settings: ArxivSettings) -> Any:
+    """An `arxiv.Client` whose own sleeps and retries are off and whose HTTP is ours."""
+    client = arxiv.Client(page_size=settings.batch_size, delay_seconds=0.0, num_retries=0)
+    client.query_url_format = settings.api_url + "?{}"
+    client._session = _PackageSession(owner)
+    return client
+
+
+def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class ArxivClient:
+    """Feed, API and PDF requests to arXiv, politely; use as a context manager or call close()."""
+
+    def __init__(
+        self,
+        settings: ArxivSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._last_request: float | None = None
+        self._http = httpx.Client(
+            timeout=settings.timeout_seconds,
+            headers={"User-Agent": user_agent},
+            follow_redirects=True,
+        )
+        self._api = _package_client(self, settings)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ArxivClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- the one place requests are made -------------------------------------------------
+
+    def _wait_turn(self, at_least: float) -> None:
+        wait = at_least
+        if self._last_request is not None:
+            wait = max(wait, self.settings.delay_seconds - (self._clock() - self._last_request))
+        if wait > 0:
+            self._sleep(wait)
+
+    def _fetch_once(self, url: str, limit: int) -> tuple[int, httpx.Headers, bytes]:
+        with self._http.stream("GET", url) as resp:
+            declared = resp.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise _TooLarge(int(declared))
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge(size)
+                chunks.append(chunk)
+            return resp.status_code, resp.headers, b"".join(chunks)
+
+    def _get(
+        self,
+        url: str,
+        *,
+        what: str,
+        check: Callable[[bytes], _Verdict],
+        limit: int = _MAX_PAGE_BYTES,
+    ) -> bytes:
+        """GET url politely; retry what is worth retrying; return the body or raise ArxivError."""
+        attempts = self.settings.max_retries + 1
+        backoff = 0.0
+        for tries in range(1, attempts + 1):
+            self._wait_turn(backoff)
+            status: int | None = None
+            retry_after: float | None = None
+            try:
+                status, headers, body = self._fetch_once(url, limit)
+            except _TooLarge as exc:
+                raise ArxivError(
+                    f"{what} failed: response larger than the {limit:,}-byte limit "
+                    f"({exc.size:,} bytes) from {url}",
+                    url=url,
+                    tries=tries,
+                ) from None
+            except httpx.HTTPError as exc:
+                verdict = _Verdict(f"{type(exc).__name__}: {exc}")
+            else:
+                verdict = _status_verdict(status, body)
+                if verdict.problem is None:
+                    verdict = check(body)
+                    if verdict.problem is None:
+                        return body
+                now = dt.datetime.now(dt.UTC)
+                retry_after = _retry_after(headers.get("Retry-After"), now)
+            finally:
+                self._last_request = self._clock()
+            problem = verdict.problem or "unknown problem"
+            if verdict.permanent:
+                raise ArxivError(
+                    f"{what} failed: {problem} from {url} (not retried)",
+                    url=url,
+                    tries=tries,
+                    status=status,
+                )
+            if tries == attempts:
+                if verdict.accept_when_exhausted and status == 200:
+                    log.warning("%s: %s after %d tries; going on without it", what, problem, tries)
+                    return body
+                raise ArxivError(
+                    f"{what} failed: arXiv still unavailable after {tries} tries "
+                    f"(last: {problem}) at {url}",
+                    url=url,
+                    tries=tries,
+                    status=status,
+                )
+            cap = self.settings.max_backoff_seconds
+            backoff = min(self.settings.backoff_seconds * 2 ** (tries - 1), cap)
+            if retry_after is not None:
+                if retry_after > cap:
+                    raise ArxivError(
+                        f"{what} failed: arXiv asks to wait {retry_after:.0f} s (Retry-After), "
+                        f"longer than arxiv.max_backoff_seconds={cap:g}; try again later ({url})",
+                        url=url,
+                        tries=tries,
+                        status=status,
+                    )
+                backoff = max(backoff, retry_after)
+            log.warning(
+                "%s: %s (try %d of %d); retrying in %.1f s", what, problem, tries, attempts, backoff
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- what the pipeline asks for ------------------------------------------------------
+
+    def feed_url(self, categories: Sequence[str]) -> str:
+        return f"{self.settings.rss_url}{'+'.join(categories)}"
+
+    def fetch_feed(self, categories: Sequence[str]) -> str:
+        """Today's announcement feed for all categories in one request (``rss/cs.AI+cs.LG``)."""
+        if not categories:
+            raise ValueError("fetch_feed needs at least one category")
+        body = self._get(self.feed_url(categories), what="announcement feed", check=check_feed_page)
+        return body.decode("utf-8", "replace")
+
+    def _run(self, search: Any) -> list[Paper]:
+        try:
+            results = list(self._api.results(search))
+        except arxiv.ArxivError as exc:  # only reachable if the package changes its checks
+            raise ArxivError(f"arXiv API query failed: {exc}", url=exc.url, tries=1) from exc
+        papers = []
+        for result in results:
+            try:
+                papers.append(paper_from_result(result))
+            except ValueError as exc:
+                log.warning("arXiv API: %s; entry skipped", exc)
+        return papers
+
+    def fetch_metadata(self, ids: Sequence[str]) -> dict[str, Paper]:
+        """Full metadata by id (versions ignored), in id_list batches; missing ids are absent."""
+        wanted: list[str] = []
+        for raw in ids:
+            match = ARXIV_ID_RE.fullmatch(raw.strip())
+            if match is None:
+                raise ValueError(f"{raw!r} is not an arXiv identifier")
+            wanted.append(match.group("id"))
+        wanted = list(dict.fromkeys(wanted))
+        found: dict[str, Paper] = {}
+        for batch in _batches(wanted, self.settings.batch_size):
+            search = arxiv.Search(id_list=list(batch), max_results=len(batch))
+            for paper in self._run(search):
+                if paper.arxiv_id in batch:
+                    found[paper.arxiv_id] = paper
+        return found
+
+    def search_window(
+        self, categories: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> list[Paper]:
+        """Papers in these categories first submitted in [start, end) (aware datetimes)."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("search_window needs time-zone-aware datetimes")
+        stamp = "%Y%m%d%H%M"
+        first = start.astimezone(dt.UTC).strftime(stamp)
+        last = (end.astimezone(dt.UTC) - dt.timedelta(minutes=1)).strftime(stamp)
+        cats = " OR ".join(f"cat:{c}" for c in categories)
+        search = arxiv.Search(
+            query=f"({cats}) AND submittedDate:[{first} TO {last}]",
+            max_results=None,
+            sort_by=arxiv.SortCriterion.SubmittedDate,
+            sort_order=arxiv.SortOrder.Ascending,
+        )
+        papers = {p.arxiv_id: p for p in self._run(search) if start <= p.published < end}
+        return list(papers.values())
+
+    def fetch_pdf(self, paper: Paper) -> bytes:
+        """The paper's PDF (its announced version), within the size cap."""
+        url = f"{self.settings.pdf_url}{paper.versioned_id}"
+        return self._get(
+            url,
+            what=f"PDF of {paper.versioned_id}",
+            check=check_pdf,
+            limit=self.settings.max_pdf_bytes,
+        )
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
