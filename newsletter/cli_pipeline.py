@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from newsletter.arxiv_source import AnnouncementDateError
 from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
 from newsletter.config import Settings
 from newsletter.pipeline import RunResult, run_pipeline
@@ -23,12 +24,6 @@ DebugOption = Annotated[
 
 def _is_usage_error(exc: BaseException | None) -> bool:
     """A --date arXiv cannot serve (future, beyond days_back) is the caller's to fix: exit 2."""
-    if exc is None:
-        return False
-    try:
-        from newsletter.arxiv_source import AnnouncementDateError
-    except ImportError:
-        return False
     return isinstance(exc, AnnouncementDateError)
 
 
@@ -50,9 +45,16 @@ def report(result: RunResult, *, debug: bool) -> int:
     return 2 if _is_usage_error(result.error) else 1
 
 
-def _debug_logging(debug: bool) -> None:
+_CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "arxiv")
+
+
+def _tune_logging(debug: bool) -> None:
+    """Our own lines at the configured level; libraries' request chatter only with --debug."""
     if debug:
         logging.getLogger().setLevel(logging.DEBUG)
+        return
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @app.command("run")
@@ -70,7 +72,7 @@ def run(
     """Fetch the day's announcement, rank it, store the issue, write the archive and send."""
     day = parse_date(date)
     settings = get_settings(config)
-    _debug_logging(debug)
+    _tune_logging(debug)
     result = run_pipeline(settings, date=day, send=not no_send, trigger="cli", console=console)
     raise typer.Exit(report(result, debug=debug))
 
@@ -107,7 +109,7 @@ def demo(
     from newsletter.demo import demo_settings
 
     settings = get_settings(config)
-    _debug_logging(debug)
+    _tune_logging(debug)
     with demo_server() as server:
         local = demo_settings(settings, out, server)
         console.print(f"replaying arXiv's announcement of {server.date} from {server.rss_url}")

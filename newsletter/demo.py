@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
+from newsletter.arxiv_replay import ReplayServer
 from newsletter.config import Settings
-
-
-class ReplayServer(Protocol):
-    rss_url: str
-    api_url: str
-    pdf_url: str
 
 
 def demo_settings(settings: Settings, out_dir: Path, server: ReplayServer) -> Settings:

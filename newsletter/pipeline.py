@@ -13,21 +13,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.engine import Engine
 
 from newsletter import archive, issue_store
+from newsletter.arxiv_client import ArxivClient, ArxivError
+from newsletter.arxiv_source import fetch_announcement
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
 from newsletter.domain import Announcement, IssueView, Summary
 from newsletter.models import RunRow, utcnow
 from newsletter.ranking import Ranking, rank_papers
-
-if TYPE_CHECKING:
-    from newsletter.arxiv_client import ArxivClient
 
 log = logging.getLogger("newsletter.pipeline")
 
@@ -103,9 +102,6 @@ class RunResult:
 
 def fetch_stage(ctx: RunContext) -> None:
     """The announcement of the requested date, or of the feed's current date."""
-    from newsletter.arxiv_client import ArxivClient
-    from newsletter.arxiv_source import fetch_announcement
-
     if ctx.client is None:
         ctx.client = ArxivClient(ctx.settings.arxiv)
     what = ctx.requested_date.isoformat() if ctx.requested_date else "today's feed"
@@ -232,16 +228,8 @@ def _need(value: Any, what: str) -> Any:
     return value
 
 
-def _is_arxiv_error(exc: BaseException) -> bool:
-    try:
-        from newsletter.arxiv_client import ArxivError
-    except ImportError:  # stage tests may run without the arXiv source
-        return False
-    return isinstance(exc, ArxivError)
-
-
 def _describe(exc: BaseException) -> str:
-    if _is_arxiv_error(exc):
+    if isinstance(exc, ArxivError):
         return f"arXiv is unavailable or answered badly: {exc}. Try again later."
     return f"{type(exc).__name__}: {exc}"
 
@@ -332,6 +320,8 @@ def run_pipeline(
             outcome, ctx.date, ctx.issue_id, ctx.counts, ctx.message, ctx.outputs, ctx.run_id, error
         )
     finally:
+        if client is None and ctx.client is not None:
+            ctx.client.close()  # the fetch stage made it; close its connections
         if own_engine:
             eng.dispose()
 
