@@ -68,12 +68,23 @@ def run(
     ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
+    today: Annotated[
+        str | None,
+        typer.Option(
+            "--today",
+            metavar="YYYY-MM-DD",
+            help="Take this as arXiv's current date (when replaying a recorded arXiv)",
+        ),
+    ] = None,
 ) -> None:
     """Fetch the day's announcement, rank it, store the issue, write the archive and send."""
     day = parse_date(date)
+    pinned = parse_date(today)
     settings = get_settings(config)
     _tune_logging(debug)
-    result = run_pipeline(settings, date=day, send=not no_send, trigger="cli", console=console)
+    result = run_pipeline(
+        settings, date=day, send=not no_send, trigger="cli", console=console, today=pinned
+    )
     raise typer.Exit(report(result, debug=debug))
 
 
