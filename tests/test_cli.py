@@ -103,7 +103,7 @@ def test_run_date_no_send_writes_every_matching_paper_scored_right(
         s = settings_for_tests(**{k: v for k, v in cfg.items() if k != "ai_summary"})
         want = [(r.paper.arxiv_id, r.score) for r in rank_papers(fetched, s.keywords, s).digest]
     assert _page_entries(page) == want
-    assert f"- **Papers announced**: 50" in page
+    assert "- **Papers announced**: 50" in page
     assert "done: issue" in done.stderr and "sending skipped" in done.stderr
 
 
