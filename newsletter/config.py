@@ -385,7 +385,10 @@ def _plain_reason(err: Mapping[str, Any]) -> str:
     ctx = err.get("ctx") or {}
     if kind in _BOUNDS:
         symbol, name = _BOUNDS[kind]
-        return f"must be {symbol} {ctx.get(name)}"
+        bound = ctx.get(name)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"must be {symbol} {bound}"
     if kind == "literal_error":
         expected = str(ctx.get("expected", ""))
         options = re.findall(r"'([^']*)'", expected)
