@@ -11,10 +11,11 @@ from pathlib import Path
 
 import feedparser
 
+from newsletter.arxiv_replay import demo_recording_path
 from newsletter.domain import Announcement, Paper
 
-DATA = Path(__file__).resolve().parent / "data" / "pipeline"
-API_SAMPLE = DATA / "yanhua_search-cat-cs.LG_max50_50entries_2026-04-22.xml"
+# The recorded API answer shipped for the demo (see newsletter/demo_data/arxiv/PROVENANCE.md).
+API_SAMPLE = demo_recording_path()
 ROOT = Path(__file__).resolve().parent.parent
 _ID = re.compile(r"abs/(?P<id>[^v]+)v(?P<v>\d+)$")
 
