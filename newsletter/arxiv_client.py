@@ -75,10 +75,25 @@ def _retry_after(value: str | None, now: dt.datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def _api_error_message(body: bytes) -> str | None:
+    """The message of an arXiv API error page (an Atom feed with an entry under /api/errors)."""
+    if b"/api/errors" not in body[:4096]:
+        return None
+    try:
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return None
+    for entry in root.iterfind("atom:entry", NS):
+        if (entry.findtext("atom:id", "", NS) or "").startswith(_ERROR_ID_PREFIX):
+            return (entry.findtext("atom:summary", "", NS) or "unknown error").strip()
+    return None
+
+
 def _status_verdict(status: int, body: bytes) -> _Verdict:
     if status == 200:
         return _OK
-    snippet = " ".join(body[:200].decode("utf-8", "replace").split())
+    api_error = _api_error_message(body)
+    snippet = api_error or " ".join(body[:200].decode("utf-8", "replace").split())
     detail = f"HTTP {status}" + (f" ({snippet})" if snippet else "")
     if status == 429 or status >= 500 or status == 408:
         return _Verdict(detail)
@@ -104,11 +119,10 @@ def check_api_page(url: str, body: bytes) -> _Verdict:
         return _Verdict(f"malformed page ({exc}; starts {text!r})")
     if root.tag != f"{{{NS['atom']}}}feed":
         return _Verdict(f"malformed page (root element {root.tag!r})")
+    api_error = _api_error_message(body)
+    if api_error is not None:
+        return _Verdict(f"arXiv API error: {api_error}", permanent=True)
     entries = root.findall("atom:entry", NS)
-    for entry in entries:
-        if (entry.findtext("atom:id", "", NS) or "").startswith(_ERROR_ID_PREFIX):
-            message = entry.findtext("atom:summary", "", NS) or "unknown error"
-            return _Verdict(f"arXiv API error: {message.strip()}", permanent=True)
     if entries:
         return _OK
     query = parse_qs(urlsplit(url).query)

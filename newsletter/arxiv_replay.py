@@ -357,7 +357,9 @@ def demo_server(recording: Path | None = None) -> Iterator[ReplayServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(replay))
     httpd.daemon_threads = True
     replay.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="arxiv-replay", daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, args=(0.05,), name="arxiv-replay", daemon=True
+    )
     thread.start()
     try:
         yield replay
