@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from fixtures_pipeline import announcement, recorded_papers, repo_config
+from rich.console import Console
+from sqlmodel import select
+
+from newsletter.config import Settings
+from newsletter.db import make_engine, session_scope
+from newsletter.domain import Announcement, Summary
+from newsletter.issue_store import list_issues, load_issue
+from newsletter.models import IssueRow, RunRow
+from newsletter.pipeline import (
+    DEFAULT_STAGES,
+    RunContext,
+    Stage,
+    check_announcement,
+    run_pipeline,
+)
+
+D = dt.date(2026, 4, 21)
+QUIET = Console(file=open("/dev/null", "w"), force_terminal=False)  # noqa: SIM115
+
+
+def _recorded_fetch(ann: Announcement | None) -> Stage:
+    """The fetch stage's decision logic on a recorded announcement instead of the network."""
+    return Stage("fetch", lambda ctx: check_announcement(ctx, ann))
+
+
+def _stages(ann: Announcement | None, *extra: Stage) -> list[Stage]:
+    rest = [s for s in DEFAULT_STAGES if s.name != "fetch"]
+    return [_recorded_fetch(ann), *rest[:-1], *extra, rest[-1]]
+
+
+def _settings(make_settings: Callable[..., Settings]) -> Settings:
+    cfg = repo_config()
+    return make_settings(keywords=cfg["keywords"], exclude_keywords=cfg["exclude_keywords"])
+
+
+def _runs(settings: Settings) -> list[RunRow]:
+    eng = make_engine(settings.database_url)
+    with session_scope(eng) as session:
+        rows = list(session.exec(select(RunRow).order_by(RunRow.id)))
+    eng.dispose()
+    return rows
+
+
+def test_a_day_goes_from_announcement_to_archive(make_settings: Callable[..., Settings]) -> None:
+    s = _settings(make_settings)
+    result = run_pipeline(s, date=D, send=False, console=QUIET, stages=_stages(announcement(D)))
+    assert (result.outcome, result.date, result.exit_code) == ("ok", D, 0)
+    page = result.outputs["issue_markdown"]
+    assert page == Path(s.archive_dir) / "2026-04-21.md"
+    assert page.read_text(encoding="utf-8").count("\n### ") == result.counts["papers"] > 0
+    assert "[2026-04-21](2026-04-21.md)" in result.outputs["archive_index"].read_text()
+    (run,) = _runs(s)
+    assert (run.outcome, run.date, run.papers, run.trigger) == (
+        "ok",
+        D,
+        result.counts["papers"],
+        "cli",
+    )
+    assert run.finished_at is not None and "sending skipped" in (run.message or "")
+
+
+def test_no_announcement_ends_cleanly_without_an_issue(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = _settings(make_settings)
+    result = run_pipeline(s, date=D, console=QUIET, stages=_stages(None))
+    assert (result.outcome, result.exit_code, result.issue_id) == ("no-announcement", 0, None)
+    assert "no arXiv announcement for 2026-04-21" in result.message
+    assert not Path(s.archive_dir).exists()
+    assert [r.outcome for r in _runs(s)] == ["no-announcement"]
+
+
+def test_feed_still_showing_a_built_day_is_no_new_announcement(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = _settings(make_settings)
+    first = run_pipeline(s, console=QUIET, stages=_stages(announcement(D)))
+    assert first.outcome == "ok"
+    before = first.outputs["issue_markdown"].stat().st_mtime_ns
+    again = run_pipeline(s, console=QUIET, stages=_stages(announcement(D)))
+    assert again.outcome == "no-announcement" and again.exit_code == 0
+    assert "feed still shows 2026-04-21" in again.message and "--date 2026-04-21" in again.message
+    assert first.outputs["issue_markdown"].stat().st_mtime_ns == before
+
+
+def test_rerunning_a_date_rebuilds_the_same_issue(make_settings: Callable[..., Settings]) -> None:
+    s = _settings(make_settings)
+    one = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    two = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    assert one.issue_id == two.issue_id is not None
+    assert one.counts["papers"] == two.counts["papers"]
+    eng = make_engine(s.database_url)
+    with session_scope(eng) as session:
+        assert len(list(session.exec(select(IssueRow)))) == 1
+    eng.dispose()
+
+
+def test_next_day_skips_papers_already_sent(make_settings: Callable[..., Settings]) -> None:
+    s = _settings(make_settings)
+    papers = recorded_papers()
+    run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D, papers[:30])))
+    d2 = D + dt.timedelta(days=1)
+    result = run_pipeline(s, date=d2, console=QUIET, stages=_stages(announcement(d2, papers[20:])))
+    eng = make_engine(s.database_url)
+    with session_scope(eng) as session:
+        assert [i.date for i in list_issues(session)] == [d2, D]
+        day1 = load_issue(session, D)
+        day2 = load_issue(session, d2)
+    eng.dispose()
+    assert day1 is not None and day2 is not None
+    went_out = {e.paper.arxiv_id for e in day1.pool}
+    overlap = went_out & {p.arxiv_id for p in papers[20:30]}
+    assert result.counts["repeats_skipped"] == len(overlap) >= 5
+    assert not went_out & {e.paper.arxiv_id for e in day2.pool}
+
+
+def test_a_failing_stage_is_recorded_and_reported(make_settings: Callable[..., Settings]) -> None:
+    def boom(ctx: RunContext) -> None:
+        raise OSError("disk full")
+
+    s = _settings(make_settings)
+    result = run_pipeline(
+        s, date=D, console=QUIET, stages=_stages(announcement(D), Stage("boom", boom))
+    )
+    assert (result.outcome, result.exit_code) == ("failed", 1)
+    assert result.message == "boom failed: OSError: disk full"
+    assert isinstance(result.error, OSError)
+    assert "issue_markdown" not in result.outputs  # stages after the failure did not run
+    (run,) = _runs(s)
+    assert (run.outcome, run.message) == ("failed", "boom failed: OSError: disk full")
+
+
+def test_a_stage_added_before_archive_puts_summaries_into_the_page(
+    make_settings: Callable[..., Settings],
+) -> None:
+    def summarise(ctx: RunContext) -> None:
+        assert ctx.view is not None
+        top = ctx.view.digest[0].paper.arxiv_id
+        ctx.summaries[top] = Summary(tldr="Short <b>take</b>.", sections={}, model="m")
+        ctx.counts["model_calls"] = 1
+
+    s = _settings(make_settings)
+    result = run_pipeline(
+        s, date=D, console=QUIET, stages=_stages(announcement(D), Stage("summarise", summarise))
+    )
+    text = result.outputs["issue_markdown"].read_text(encoding="utf-8")
+    assert text.count("<details>") == 1 and "Short \\<b\\>take\\</b\\>." in text
+    assert _runs(s)[0].model_calls == 1
+
+
+def test_an_unreachable_database_fails_with_a_clear_message(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    s = make_settings(database_url="postgresql://nobody@127.0.0.1:1/none")
+    result = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    assert result.outcome == "failed" and result.exit_code == 1
+    assert "could not be prepared" in result.message and "127.0.0.1:1" in result.message
