@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from fixtures_email import make_view, recorded_papers, summary, with_title
 from newsletter.config import settings_for_tests
 from newsletter.email.render import DigestRenderer, personalise
 from newsletter.email.selection import SubscriberPrefs, select_all
+from tests.fixtures_email import make_view, recorded_papers, summary, with_title
 
 pytestmark = pytest.mark.browser
 

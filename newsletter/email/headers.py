@@ -34,8 +34,8 @@ def _check(name: str, value: str) -> str:
 
 def message_domain(settings: Settings) -> str:
     """The domain of our Message-IDs: the sender address's, else the site's host."""
-    domain = settings.email.from_email.rpartition("@")[2]
-    if not domain or not _DOMAIN.match(domain):
+    _, at, domain = settings.email.from_email.rpartition("@")
+    if not at or "." not in domain or not _DOMAIN.match(domain):
         domain = urlsplit(settings.base_url).hostname or "localhost"
     return domain
 

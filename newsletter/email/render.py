@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup, escape
 from mjml import mjml_to_html
@@ -66,15 +67,26 @@ def compiled_html(path: Path) -> str:
     key = (str(path.resolve()), path.stat().st_mtime_ns)
     with _compile_lock:
         if key not in _compiled:
-            html, errors = _mjml_to_html(path.read_text(encoding="utf-8"))
+            try:
+                html, errors = _mjml_to_html(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError, AttributeError, TypeError) as exc:
+                raise TemplateError(f"{path}: not a valid MJML document: {exc}") from exc
             if errors:
                 raise TemplateError(f"{path}: MJML errors: {'; '.join(errors)}")
             _compiled[key] = html
         return _compiled[key]
 
 
+def _defuse(text: str) -> str:
+    """Untrusted text must not contain a placeholder, or it would be replaced by a real link."""
+    for placeholder in PLACEHOLDERS.values():
+        if placeholder in text:
+            text = text.replace(placeholder, placeholder.replace("-", "\u2010"))
+    return text
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return _defuse(" ".join(text.split()))
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -117,7 +129,7 @@ def _paper_context(
     summary: Summary | None,
 ) -> dict[str, Any]:
     paper = entry.paper
-    tldr = summary.tldr.strip() if summary is not None and summary.tldr else ""
+    tldr = _defuse(summary.tldr.strip()) if summary is not None and summary.tldr else ""
     return {
         "arxiv_id": paper.arxiv_id,
         "title": _one_line(paper.title),
@@ -127,7 +139,7 @@ def _paper_context(
         "archive_url": f"{settings.base_url}/archive/{view.date.isoformat()}#{paper.arxiv_id}",
         "authors": authors_line(paper.authors),
         "primary_category": paper.primary_category,
-        "matched": list(matched),
+        "matched": [_one_line(kw) for kw in matched],
         "is_update": entry.is_update,
         "tldr_html": Markup(markdown_to_safe_html(tldr)) if tldr else None,
         "tldr_text": _one_line(tldr),
@@ -157,7 +169,10 @@ class DigestRenderer:
     def _html(self) -> Template:
         source = compiled_html(self.template_dir / "digest.mjml")
         if self._html_template is None or self._html_template[0] is not source:
-            self._html_template = (source, self._env.from_string(source))
+            try:
+                self._html_template = (source, self._env.from_string(source))
+            except jinja2.TemplateError as exc:
+                raise TemplateError(f"digest.mjml: Jinja error: {exc}") from exc
         return self._html_template[1]
 
     def context(
