@@ -42,11 +42,11 @@ def get_settings(config: Path | None) -> Settings:
     try:
         settings = load_settings(config, notices=notices)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        console.print(f"[red]{exc}[/red]", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     setup_logging(settings.log_level)
     for notice in notices:
-        console.print(f"[yellow]{notice}[/yellow]", highlight=False)
+        console.print(f"[yellow]{notice}[/yellow]", highlight=False, soft_wrap=True)
     return settings
 
 
@@ -75,6 +75,9 @@ def db_upgrade(config: ConfigOption = None) -> None:
     settings = get_settings(config)
     upgrade(make_engine(settings.database_url))
     console.print("database is up to date")
+
+
+import newsletter.cli_pipeline  # noqa: E402,F401  (registers run and demo)
 
 
 def main() -> None:

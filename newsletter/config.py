@@ -335,33 +335,96 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _allowed_text(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """Describe what a field allows, from its annotation and constraints."""
-    current: type[BaseModel] | None = model
-    field = None
+_BOUNDS = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
+}
+_KINDS = {
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text in quotes",
+    "list_type": 'must be a list, e.g. ["a", "b"]',
+    "model_type": "must be an object, e.g. {...}",
+    "model_attributes_type": "must be an object, e.g. {...}",
+    "dict_type": "must be an object, e.g. {...}",
+    "missing": "is required",
+}
+
+
+def _key_text(loc: tuple[Any, ...]) -> str:
+    """``('announce_types', 1)`` reads as ``announce_types[1]``."""
+    out = ""
     for part in loc:
-        if not isinstance(part, str) or current is None:
-            break
-        field = current.model_fields.get(part)
-        current = _nested_model(current, part)
-    if field is None:
-        return ""
-    ann = repr(field.annotation).replace("typing.", "")
-    bits = [f"type {ann}"]
-    for meta in field.metadata:
-        bits.append(str(meta))
-    return "; allowed: " + ", ".join(bits)
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def _value_text(value: Any) -> str:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return repr(value)
+    return json.dumps(value, default=str)
+
+
+def _plain_reason(err: Mapping[str, Any]) -> str:
+    """What is wrong and what is allowed, in words a person can act on."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in _BOUNDS:
+        symbol, name = _BOUNDS[kind]
+        return f"must be {symbol} {ctx.get(name)}"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        options = re.findall(r"'([^']*)'", expected)
+        value = err.get("input")
+        hint = _did_you_mean(value, options) if isinstance(value, str) else ""
+        return f"allowed {expected}{hint}"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind in ("string_too_short", "too_short"):
+        return "must not be empty"
+    return _KINDS.get(kind, str(err["msg"]))
+
+
+def format_validation_error(
+    exc: ValidationError, source: str, env_vars: Mapping[str, str] | None = None
+) -> str:
+    """One line per problem: ``key = value: what is allowed`` (and the variable it came from)."""
+    origins = env_vars or {}
     lines = [f"config: invalid settings in {source}:"]
     for err in exc.errors():
         loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc)
+        key = _key_text(loc)
         value = err.get("input")
-        shown = "<secret>" if loc and loc[0] in _SECRET_FIELDS else json.dumps(value, default=str)
-        lines.append(f"  {key} = {shown}: {err['msg']}{_allowed_text(Settings, loc)}")
+        shown = "<secret>" if loc and loc[0] in _SECRET_FIELDS else _value_text(value)
+        top = ".".join(str(p) for p in loc if isinstance(p, str))
+        origin = next(
+            (
+                f" (from {var})"
+                for path, var in origins.items()
+                if top == path or top.startswith(path + ".")
+            ),
+            "",
+        )
+        lines.append(f"  {key} = {shown}: {_plain_reason(err)}{origin}")
     return "\n".join(lines)
+
+
+def _env_paths(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted setting paths set from the environment, mapped to their variable names."""
+    out: dict[str, str] = {}
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_env_paths(value, f"{path}."))
+        out.setdefault(path, ENV_PREFIX + path.upper().replace(".", "__"))
+    return out
 
 
 def load_settings(
@@ -393,11 +456,14 @@ def load_settings(
         data = _check_keys(loaded, Settings, "", sink)
     elif explicit:
         raise ConfigError(f"config: file {config_path} does not exist")
-    data = _merge(data, _env_overrides(env, sink))
+    overrides = _env_overrides(env, sink)
+    data = _merge(data, overrides)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(config_path))) from exc
+        source = str(config_path) if config_path.exists() else "the environment"
+        message = format_validation_error(exc, source, _env_paths(overrides))
+        raise ConfigError(message) from exc
 
 
 def settings_for_tests(**overrides: Any) -> Settings:
