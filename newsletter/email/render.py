@@ -11,6 +11,7 @@ body. Links that differ per subscriber are left as SendGrid-style placeholders
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -121,15 +122,18 @@ def subject_line(settings: Settings, day: dt.date, count: int) -> str:
     return _one_line(subject)
 
 
-def _paper_context(
-    settings: Settings,
-    view: IssueView,
-    entry: IssueEntry,
-    matched: tuple[str, ...],
-    summary: Summary | None,
+def wrap(text: str, width: int = 72) -> str:
+    """Plain-text paragraphs wrapped at ``width`` without breaking words or hyphens."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
+
+
+def _paper_static(
+    settings: Settings, view: IssueView, entry: IssueEntry, summary: Summary | None
 ) -> dict[str, Any]:
+    """A paper's card without the subscriber's matches: the same in every body that shows it."""
     paper = entry.paper
     tldr = _defuse(summary.tldr.strip()) if summary is not None and summary.tldr else ""
+    abstract = "" if tldr else snippet(paper.abstract)
     return {
         "arxiv_id": paper.arxiv_id,
         "title": _one_line(paper.title),
@@ -139,11 +143,10 @@ def _paper_context(
         "archive_url": f"{settings.base_url}/archive/{view.date.isoformat()}#{paper.arxiv_id}",
         "authors": authors_line(paper.authors),
         "primary_category": paper.primary_category,
-        "matched": [_one_line(kw) for kw in matched],
         "is_update": entry.is_update,
         "tldr_html": Markup(markdown_to_safe_html(tldr)) if tldr else None,
-        "tldr_text": _one_line(tldr),
-        "snippet": "" if tldr else snippet(paper.abstract),
+        "snippet": abstract,
+        "text_body": wrap(f"TL;DR: {_one_line(tldr)}" if tldr else abstract),
     }
 
 
@@ -164,16 +167,30 @@ class DigestRenderer:
             undefined=StrictUndefined,
             keep_trailing_newline=True,
         )
-        self._html_template: tuple[str, Template] | None = None
+        self._html_template: Template | None = None
+        self._cards: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def _html(self) -> Template:
-        source = compiled_html(self.template_dir / "digest.mjml")
-        if self._html_template is None or self._html_template[0] is not source:
+        """The compiled template, looked up once per renderer (a new renderer sees edits)."""
+        if self._html_template is None:
+            source = compiled_html(self.template_dir / "digest.mjml")
             try:
-                self._html_template = (source, self._env.from_string(source))
+                self._html_template = self._env.from_string(source)
             except jinja2.TemplateError as exc:
                 raise TemplateError(f"digest.mjml: Jinja error: {exc}") from exc
-        return self._html_template[1]
+        return self._html_template
+
+    def _card(self, view: IssueView, entry: IssueEntry, summary: Summary | None) -> dict[str, Any]:
+        """Per-paper context, computed once per (issue, paper, summary) and reused by every body."""
+        paper = entry.paper
+        tldr = summary.tldr if summary is not None else None
+        key = (view.date, paper.arxiv_id, paper.version, paper.title, tldr)
+        card = self._cards.get(key)
+        if card is None:
+            if len(self._cards) > 50_000:
+                self._cards.clear()
+            card = self._cards[key] = _paper_static(self.settings, view, entry, summary)
+        return card
 
     def context(
         self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
@@ -181,13 +198,16 @@ class DigestRenderer:
         """Everything the templates show, as plain values (escaping is the templates' job)."""
         s = self.settings
         papers = [
-            _paper_context(
-                s,
-                view,
-                entry,
-                selection.matched.get(entry.paper.arxiv_id, ()),
-                summaries.get(entry.paper.arxiv_id) if selection.include_summaries else None,
-            )
+            {
+                **self._card(
+                    view,
+                    entry,
+                    summaries.get(entry.paper.arxiv_id) if selection.include_summaries else None,
+                ),
+                "matched": [
+                    _one_line(kw) for kw in selection.matched.get(entry.paper.arxiv_id, ())
+                ],
+            }
             for entry in selection.entries
         ]
         count = len(papers)
