@@ -25,9 +25,10 @@ from typing import Any
 from newsletter.config import Settings
 from newsletter.domain import IssueEntry, IssueView
 from newsletter.matching import KeywordMatcher, MatchMode, matcher
+from newsletter.ranking import KEYWORD_TEXT, KEYWORD_TITLE
 
-TEXT_POINTS = 1.0
-TITLE_POINTS = 0.5
+TEXT_POINTS = KEYWORD_TEXT
+TITLE_POINTS = KEYWORD_TITLE
 
 MatcherFactory = Callable[[Iterable[str], MatchMode], KeywordMatcher]
 
