@@ -77,6 +77,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
     console.print("database is up to date")
 
 
+import newsletter.cli_email  # noqa: E402,F401  (registers preview)
 import newsletter.cli_pipeline  # noqa: E402,F401  (registers run and demo)
 
 

@@ -1,0 +1,88 @@
+"""Database reads the digest needs: subscribers as ``SubscriberPrefs`` and an issue's summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from newsletter.config import Settings
+from newsletter.domain import SUMMARY_SECTIONS, IssueView, Summary
+from newsletter.email.selection import SubscriberPrefs
+from newsletter.models import SummaryRow
+from subscribers.models import Subscriber
+
+
+def prefs_of(row: Subscriber) -> SubscriberPrefs:
+    if row.id is None:
+        raise ValueError("subscriber has no id (not saved)")
+    return SubscriberPrefs(
+        id=row.id,
+        email=row.email,
+        keywords=tuple(row.keywords or ()),
+        categories=tuple(row.categories or ()),
+        max_papers=row.max_papers,
+        include_summaries=row.include_summaries,
+    )
+
+
+def active_subscribers(session: Session, batch: int = 5000) -> Iterator[SubscriberPrefs]:
+    """Every active subscriber, by id, read in batches (100,000 rows stay cheap)."""
+    last = 0
+    while True:
+        rows = session.exec(
+            select(Subscriber)
+            .where(Subscriber.status == "active", col(Subscriber.id) > last)
+            .order_by(col(Subscriber.id))
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield prefs_of(row)
+        last = rows[-1].id or last
+
+
+def find_subscriber(session: Session, address: str) -> Subscriber | None:
+    """The subscriber with this address (addresses are stored normalised; compared lower-case)."""
+    wanted = address.strip().lower()
+    return session.exec(select(Subscriber).where(func.lower(Subscriber.email) == wanted)).first()
+
+
+def issue_summaries(
+    session: Session, view: IssueView, settings: Settings, papers: Iterable[str] | None = None
+) -> dict[str, Summary]:
+    """The stored summary of each paper's current version, per arXiv id.
+
+    Several may exist (other models, prompts or languages): the configured model and language
+    win, then the newest. Papers without one are absent (the e-mail shows the abstract).
+    """
+    versions = {e.paper.arxiv_id: e.paper.version for e in view.pool}
+    wanted = list(versions) if papers is None else [i for i in papers if i in versions]
+    if not wanted:
+        return {}
+    rows = session.exec(select(SummaryRow).where(col(SummaryRow.arxiv_id).in_(wanted))).all()
+    best: dict[str, SummaryRow] = {}
+
+    def rank(row: SummaryRow) -> tuple[bool, bool, float]:
+        return (
+            row.model == settings.ai_summary.model,
+            row.language == settings.ai_summary.language,
+            row.created_at.timestamp(),
+        )
+
+    for row in rows:
+        if versions.get(row.arxiv_id) != row.version or not row.tldr.strip():
+            continue
+        current = best.get(row.arxiv_id)
+        if current is None or rank(row) > rank(current):
+            best[row.arxiv_id] = row
+    return {
+        arxiv_id: Summary(
+            tldr=row.tldr,
+            sections={n: str((row.sections or {}).get(n, "")) for n in SUMMARY_SECTIONS},
+            model=row.model,
+        )
+        for arxiv_id, row in best.items()
+    }

@@ -1,0 +1,70 @@
+"""One subscriber's digest as they would receive it, from the database (``newsletter preview``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from newsletter.config import Settings
+from newsletter.domain import IssueView
+from newsletter.email.loading import find_subscriber, issue_summaries, prefs_of
+from newsletter.email.render import DigestRenderer, RenderedEmail, personalise
+from newsletter.email.selection import Selection, select_all
+from newsletter.issue_store import latest_issue, load_issue
+from subscribers import links
+
+
+class PreviewError(Exception):
+    """Nothing to preview: unknown address, no issue, or no secret key for the links."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    rendered: RenderedEmail
+    issue_date: dt.date
+    status: str  # the subscriber's status: only "active" ones are mailed
+    matched: bool  # False: nothing matched; they get no e-mail unless send_empty_note
+
+
+def load_view(session: Session, date: dt.date | None) -> IssueView:
+    view = latest_issue(session) if date is None else load_issue(session, date)
+    if view is None:
+        where = "in the database" if date is None else f"for {date.isoformat()}"
+        raise PreviewError(f"no issue {where}; build one first with `newsletter run`")
+    return view
+
+
+def preview_email(
+    session: Session, settings: Settings, address: str, date: dt.date | None = None
+) -> Preview:
+    """Render ``address``'s digest of ``date`` (default: the latest issue), links personalised."""
+    row = find_subscriber(session, address)
+    if row is None:
+        raise PreviewError(f"no subscriber with the address {address.strip()!r}")
+    prefs = prefs_of(row)
+    try:
+        personal = {
+            "unsubscribe_url": links.unsubscribe_url(settings, prefs.id),
+            "preferences_url": links.preferences_url(settings, prefs.id),
+        }
+    except ValueError as exc:
+        raise PreviewError(
+            f"{exc}: the e-mail's unsubscribe and preferences links are signed with it"
+        ) from exc
+    view = load_view(session, date)
+    # Always show something: the empty note is what they would get with send_empty_note.
+    empty_ok = settings.model_copy(
+        update={"delivery": settings.delivery.model_copy(update={"send_empty_note": True})}
+    )
+    selection = select_all(view, [prefs], empty_ok).get(prefs.id) or Selection(entries=())
+    ids = [e.paper.arxiv_id for e in selection.entries]
+    summaries = issue_summaries(session, view, settings, ids) if prefs.include_summaries else {}
+    rendered = DigestRenderer(settings).render(view, selection, summaries)
+    return Preview(
+        rendered=personalise(rendered, personal),
+        issue_date=view.date,
+        status=row.status,
+        matched=not selection.is_empty,
+    )

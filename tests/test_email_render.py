@@ -1,0 +1,250 @@
+"""Rendering: hostile text stays text, links are ours only, MJML compiled once, placeholders."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+import newsletter.email.render as render_mod
+from newsletter.config import settings_for_tests
+from newsletter.email.render import (
+    PLACEHOLDERS,
+    DigestRenderer,
+    TemplateError,
+    authors_line,
+    personalise,
+    snippet,
+)
+from newsletter.email.selection import Selection, SubscriberPrefs, select_all
+from tests.fixtures_email import make_view, paper, summary
+
+SETTINGS = settings_for_tests(
+    base_url="https://digest.example.org",
+    email={"postal_address": "1 Main Street, Springfield", "from_name": "Digest Team"},
+)
+LINKS = {
+    "unsubscribe_url": "https://digest.example.org/unsubscribe/abc",
+    "preferences_url": "https://digest.example.org/preferences/def",
+}
+HOSTILE_TITLE = (
+    'AM$^3$Safety <script>alert("t")</script> <a href="https://evil.test">x</a> & ($\\lambda$)'
+)
+HOSTILE_ABSTRACT = (
+    "<img src=x onerror=alert(1)> We prove $O(n^{2})$ bounds. [click](https://evil.test) "
+    "<b>bold</b> -unsubscribe_url- " + "word " * 120
+)
+HOSTILE_TLDR = (
+    "Strong **results**. <script>alert(2)</script> [phish](https://evil.test) "
+    "<iframe src=https://evil.test></iframe> ![i](https://evil.test/i.png) <https://evil.test>"
+)
+
+
+class Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.hrefs: list[str] = []
+        self.srcs: list[str] = []
+        self.text: list[str] = []
+        self.handlers: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name == "href":
+                self.hrefs.append(value or "")
+            if name == "src":
+                self.srcs.append(value or "")
+            if name.startswith("on"):
+                self.handlers.append(name)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> Collector:
+    c = Collector()
+    c.feed(html)
+    return c
+
+
+def one_paper_view(title: str = HOSTILE_TITLE, abstract: str = HOSTILE_ABSTRACT):
+    p = paper(
+        "2604.00001",
+        title,
+        abstract,
+        ("cs.LG",),
+        authors=("A One", "B Two", "C Three", "D Four", "E Five"),
+    )
+    return make_view([p], digest_ids=["2604.00001"], site_matched={"2604.00001": ("LLM",)})
+
+
+def selection_of(view, include_summaries: bool = True) -> Selection:
+    sub = SubscriberPrefs(1, "a@example.org", include_summaries=include_summaries)
+    return select_all(view, [sub], SETTINGS)[1]
+
+
+def expected_hrefs(view) -> set[str]:
+    p = view.pool[0].paper
+    return {
+        p.abs_url,
+        p.pdf_url,
+        p.html_url,
+        f"https://digest.example.org/archive/{view.date.isoformat()}#{p.arxiv_id}",
+        f"https://digest.example.org/archive/{view.date.isoformat()}",
+        "https://digest.example.org/archive",
+        *LINKS.values(),
+    }
+
+
+def test_hostile_title_abstract_and_summary_stay_text() -> None:
+    view = one_paper_view()
+    renderer = DigestRenderer(SETTINGS)
+    for include in (True, False):
+        rendered = personalise(
+            renderer.render(
+                view, selection_of(view, include), {"2604.00001": summary(HOSTILE_TLDR)}
+            ),
+            LINKS,
+        )
+        doc = parse(rendered.html)
+        assert set(doc.hrefs) == expected_hrefs(view)
+        assert doc.srcs == []
+        assert doc.handlers == []
+        assert not {"script", "iframe", "img"} & set(doc.tags)
+        text = "".join(doc.text)
+        assert " ".join(HOSTILE_TITLE.split()) in text
+        assert rendered.text.count(LINKS["unsubscribe_url"]) == 1  # data cannot fake a placeholder
+        assert ("Strong" in text) is include
+        assert ("We prove" in text) is (not include)
+
+
+def test_summary_markdown_is_kept_as_safe_html_without_links() -> None:
+    view = one_paper_view("Fine title", "Fine abstract.")
+    html = (
+        DigestRenderer(SETTINGS)
+        .render(view, selection_of(view), {"2604.00001": summary(HOSTILE_TLDR)})
+        .html
+    )
+    doc = parse(html)
+    assert "strong" in doc.tags
+    assert not [h for h in doc.hrefs if "evil" in h]
+    assert "<script>" not in html and "<iframe" not in html
+
+
+@given(title=st.text(min_size=1, max_size=80), abstract=st.text(max_size=200))
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_title_survives_rendering_as_text(title: str, abstract: str) -> None:
+    view = one_paper_view(title, abstract)
+    rendered = DigestRenderer(SETTINGS).render(view, selection_of(view), {})
+    doc = parse(rendered.html)
+    assert set(doc.hrefs) <= expected_hrefs(view) | set(PLACEHOLDERS.values())
+    assert not {"script", "iframe", "img", "object", "form"} & set(doc.tags)
+    flat = " ".join(title.split())
+    if flat and "\x00" not in flat and "\r" not in title:
+        assert flat in " ".join("".join(doc.text).split())
+        assert flat in rendered.text
+
+
+def test_text_part_has_the_same_content_and_placeholders() -> None:
+    view = one_paper_view("A title", "Short abstract.")
+    rendered = DigestRenderer(SETTINGS).render(
+        view, selection_of(view), {"2604.00001": summary("It **works**.")}
+    )
+    text = rendered.text
+    p = view.pool[0].paper
+    for needle in (
+        p.abs_url,
+        p.pdf_url,
+        p.html_url,
+        "A title",
+        "Why you got it: LLM",
+        "A One, B Two, C Three et al.",
+        "TL;DR: It **works**.",
+        "1 Main Street",
+        *PLACEHOLDERS.values(),
+    ):
+        assert needle in text
+    assert rendered.subject == f"arXiv digest for {view.date.isoformat()}: 1 papers"
+    filled = personalise(rendered, LINKS)
+    assert LINKS["unsubscribe_url"] in filled.text and LINKS["unsubscribe_url"] in filled.html
+    assert not any(ph in filled.html or ph in filled.text for ph in PLACEHOLDERS.values())
+
+
+def test_personalise_escapes_and_refuses_bad_links() -> None:
+    view = one_paper_view("T", "A.")
+    rendered = DigestRenderer(SETTINGS).render(view, selection_of(view), {})
+    out = personalise(rendered, {**LINKS, "preferences_url": 'https://x.test/p?a=1&b="2"'})
+    assert 'href="https://x.test/p?a=1&amp;b=&#34;2&#34;"' in out.html
+    with pytest.raises(ValueError, match="preferences_url"):
+        personalise(rendered, {"unsubscribe_url": LINKS["unsubscribe_url"]})
+    with pytest.raises(ValueError, match="http"):
+        personalise(rendered, {**LINKS, "unsubscribe_url": "javascript:alert(1)"})
+
+
+def test_empty_note_renders_a_short_message() -> None:
+    view = one_paper_view("T", "A.")
+    rendered = DigestRenderer(SETTINGS).render(view, Selection(entries=()), {})
+    assert "Nothing matched your interests" in rendered.text
+    assert "Nothing matched your interests" in rendered.html
+    assert rendered.subject.endswith(": 0 papers")
+
+
+def test_snippet_cuts_at_a_word_and_authors_get_et_al() -> None:
+    text = "alpha " * 100
+    cut = snippet(text, 40)
+    assert cut.endswith("…") and len(cut) <= 41 and cut[:-1].split()[-1] == "alpha"
+    assert snippet("short\nline") == "short line"
+    assert authors_line(("A", "B", "C", "D")) == "A, B, C, D"
+    assert authors_line(("A", "B", "C", "D", "E")) == "A, B, C et al."
+
+
+def test_subject_template_with_unknown_field_is_a_clear_error() -> None:
+    bad = settings_for_tests(email={"subject_template": "Digest {when}"})
+    view = one_paper_view("T", "A.")
+    with pytest.raises(TemplateError, match="subject_template"):
+        DigestRenderer(bad).render(view, selection_of(view), {})
+
+
+def test_mjml_is_compiled_once_per_process_and_again_when_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = render_mod._mjml_to_html
+
+    def counting(source: str) -> tuple[str, list[str]]:
+        calls.append(1)
+        return real(source)
+
+    monkeypatch.setattr(render_mod, "_mjml_to_html", counting)
+    src = render_mod.email_templates_dir()
+    for name in ("digest.mjml", "digest.txt"):
+        (tmp_path / name).write_text((src / name).read_text(encoding="utf-8"), encoding="utf-8")
+    view = one_paper_view("T", "A.")
+    sel = selection_of(view)
+    for _ in range(3):
+        renderer = DigestRenderer(SETTINGS, template_dir=tmp_path)
+        for _ in range(5):
+            renderer.render(view, sel, {})
+    assert len(calls) == 1
+    mjml = tmp_path / "digest.mjml"
+    mjml.write_text(mjml.read_text().replace("Why you got it", "Matched"), encoding="utf-8")
+    import os
+
+    st_ = mjml.stat()
+    os.utime(mjml, ns=(st_.st_atime_ns, st_.st_mtime_ns + 1_000_000))
+    assert "Matched" in DigestRenderer(SETTINGS, template_dir=tmp_path).render(view, sel, {}).html
+    assert len(calls) == 2
+
+
+def test_broken_mjml_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "digest.mjml").write_text("<html>not mjml</html>", encoding="utf-8")
+    (tmp_path / "digest.txt").write_text("", encoding="utf-8")
+    view = one_paper_view("T", "A.")
+    with pytest.raises(TemplateError, match="MJML"):
+        DigestRenderer(SETTINGS, template_dir=tmp_path).render(view, selection_of(view), {})
