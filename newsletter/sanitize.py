@@ -1,9 +1,10 @@
 """Untrusted text (model output, abstracts) made safe for HTML: Markdown → allow-listed HTML.
 
-Two layers, so a gap in one is caught by the other: markdown-it renders with raw HTML off
-(``<script>`` comes out as visible text), images become their alt text and headings become bold
-paragraphs; nh3 then keeps only ``ALLOWED_TAGS`` and no attribute at all, except ``href`` on
-``<a>`` when links are allowed, and then only absolute ``http(s)`` URLs with ``rel=nofollow``.
+Two layers, so a gap in one is caught by the other: markdown-it drops raw HTML tags (a
+``<script>`` or ``<img>`` in the text is neither rendered nor shown; the words around them stay),
+images become their alt text and headings become bold paragraphs; nh3 then keeps only
+``ALLOWED_TAGS`` and no attribute at all, except ``href`` on ``<a>`` when links are allowed, and
+then only absolute ``http(s)`` URLs with ``rel=nofollow``.
 Without links (e-mail), link markup keeps its text, and URLs written out as text are replaced,
 so a prompt injection cannot put a clickable address into a message.
 """
@@ -27,8 +28,10 @@ LINK_REL = "nofollow noopener noreferrer"
 LINK_REMOVED = "(link removed)"
 
 _SAFE_HREF = re.compile(r"^https?://[^\s/]", re.IGNORECASE)
-# Addresses written out as text; in HTML text they end at whitespace or the next tag.
-_TEXT_URL = re.compile(r"(?:\b[a-z][a-z0-9+.\-]*://|\bwww\.)[^\s<]*", re.IGNORECASE)
+# Addresses written out as text; they end at whitespace or a tag, trailing punctuation excluded.
+_TEXT_URL = re.compile(
+    r"(?:[a-z][a-z0-9+.\-]*://|\bwww\.)(?:[^\s<]*[^\s<.,;:!?)\]'\"])?", re.IGNORECASE
+)
 
 
 def _image_as_alt(
@@ -40,6 +43,18 @@ def _image_as_alt(
     return escapeHtml(alt)
 
 
+def _drop(*_: Any) -> str:
+    return ""
+
+
+def _html_block_as_text(
+    _renderer: Any, tokens: Sequence[Token], idx: int, _options: OptionsDict, _env: EnvType
+) -> str:
+    """A block of raw HTML keeps its words, without any tag (and without script or style)."""
+    text = nh3.clean(tokens[idx].content, tags=set(), clean_content_tags={"script", "style"})
+    return f"<p>{text.strip()}</p>\n" if text.strip() else ""
+
+
 def _heading_open(*_: Any) -> str:
     return "<p><strong>"
 
@@ -49,7 +64,9 @@ def _heading_close(*_: Any) -> str:
 
 
 def _make_renderer() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False})
+    md = MarkdownIt("commonmark", {"html": True, "linkify": False})
+    md.add_render_rule("html_block", _html_block_as_text)
+    md.add_render_rule("html_inline", _drop)
     md.add_render_rule("image", _image_as_alt)
     md.add_render_rule("heading_open", _heading_open)
     md.add_render_rule("heading_close", _heading_close)
