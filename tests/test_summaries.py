@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,10 +139,11 @@ def _worst_case(settings: Settings, paper: Paper) -> int:
 
 
 def test_only_todays_tokens_count_against_the_budget(
-    sqlite_engine: Engine, settings_for: Callable[..., Settings], fake_openai: FakeOpenAI
+    engine: Engine, settings_for: Callable[..., Settings], fake_openai: FakeOpenAI
 ) -> None:
+    """On SQLite and PostgreSQL: the day's window is a timestamp comparison."""
     settings = settings_for(daily_token_budget=50_000)
-    with session_scope(sqlite_engine) as session:
+    with session_scope(engine) as session:
         for n, when in ((90, utcnow() - dt.timedelta(days=1)), (91, utcnow())):
             session.add(
                 SummaryRow(
@@ -155,11 +159,9 @@ def test_only_todays_tokens_count_against_the_budget(
                     created_at=when,
                 )
             )
-    blocked = run(sqlite_engine, settings, [make_paper(1)])
+    blocked = run(engine, settings, [make_paper(1)])
     assert blocked.calls == 0 and blocked.skipped == {make_paper(1).arxiv_id: "budget"}
-    tomorrow = run(
-        sqlite_engine, settings, [make_paper(1)], today=dt.date.today().replace(year=2099)
-    )
+    tomorrow = run(engine, settings, [make_paper(1)], today=dt.date.today().replace(year=2099))
     assert tomorrow.calls == 1 and tomorrow.summaries
 
 
@@ -338,3 +340,23 @@ def test_cached_summaries_is_empty_when_disabled(
         assert set(cached_summaries(session, settings_for(), papers)) == {papers[0].arxiv_id}
         assert cached_summaries(session, settings_for(enabled=False), papers) == {}
         assert cached_summaries(session, settings_for(model="other"), papers) == {}
+
+
+def test_the_summaries_package_imports_no_web_or_email_code() -> None:
+    code = (
+        "import sys, newsletter.summaries\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'mjml', "
+        "'sendgrid', 'aiosmtpd', 'jinja2') or (m.startswith('newsletter.') and any("
+        "w in m for w in ('web', 'mail', 'deliver', 'archive')))]\n"
+        "print(bad)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert out.stdout.strip() == "[]"
