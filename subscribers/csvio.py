@@ -35,9 +35,7 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _parse_row(
-    row: dict[str, str | None], settings: Settings, now: dt.datetime
-) -> dict[str, Any]:
+def _parse_row(row: dict[str, str | None], settings: Settings, now: dt.datetime) -> dict[str, Any]:
     email = normalise_email(row.get("email") or "")
     prefs = make_preferences(
         keywords=split_terms(row.get("keywords") or "", ";"),
@@ -120,14 +118,22 @@ def import_csv(
 
 def _insert(session: Session, rows: list[dict[str, Any]], now: dt.datetime) -> None:
     table = Subscriber.__table__  # type: ignore[attr-defined]
-    ids = session.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-    ).scalars().all()
+    ids = (
+        session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
     session.execute(
         insert(Consent.__table__),  # type: ignore[attr-defined]
         [
-            {"subscriber_id": i, "action": "import", "at": now, "ip": None,
-             "user_agent": None, "form": "csv"}
+            {
+                "subscriber_id": i,
+                "action": "import",
+                "at": now,
+                "ip": None,
+                "user_agent": None,
+                "form": "csv",
+            }
             for i in ids
         ],
     )

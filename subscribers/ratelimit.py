@@ -27,9 +27,9 @@ def hit(
     now = now or utcnow()
     session.execute(delete(RateEvent).where(col(RateEvent.at) < now - KEEP))
     count = session.exec(
-        select(func.count()).select_from(RateEvent).where(
-            RateEvent.key == key, col(RateEvent.at) > now - window
-        )
+        select(func.count())
+        .select_from(RateEvent)
+        .where(RateEvent.key == key, col(RateEvent.at) > now - window)
     ).one()
     if count >= limit:
         return False

@@ -95,7 +95,9 @@ def _set_status(sub: Subscriber, status: Status, now: dt.datetime) -> None:
 
 
 def _suppression(session: Session, email: str) -> Suppression | None:
-    return session.exec(select(Suppression).where(Suppression.email_hash == email_hash(email))).first()
+    return session.exec(
+        select(Suppression).where(Suppression.email_hash == email_hash(email))
+    ).first()
 
 
 def _lift_soft_suppression(session: Session, email: str) -> None:
@@ -112,7 +114,9 @@ def get(session: Session, *, subscriber_id: int) -> Subscriber:
 
 
 def find(session: Session, *, email: str) -> Subscriber | None:
-    return session.exec(select(Subscriber).where(Subscriber.email == normalise_email(email))).first()
+    return session.exec(
+        select(Subscriber).where(Subscriber.email == normalise_email(email))
+    ).first()
 
 
 def subscribe(
@@ -245,7 +249,9 @@ def unsubscribe(
         session.add(sub)
         _record(session, sub, "unsubscribe", origin, now)
     if _suppression(session, sub.email) is None:
-        session.add(Suppression(email_hash=email_hash(sub.email), reason="unsubscribed", created_at=now))
+        session.add(
+            Suppression(email_hash=email_hash(sub.email), reason="unsubscribed", created_at=now)
+        )
     session.flush()
     return sub
 
@@ -262,7 +268,9 @@ def resubscribe(
     now = now or utcnow()
     sub = get(session, subscriber_id=subscriber_id)
     supp = _suppression(session, sub.email)
-    if sub.status in ("bounced", "complained") or (supp is not None and supp.reason in HARD_REASONS):
+    if sub.status in ("bounced", "complained") or (
+        supp is not None and supp.reason in HARD_REASONS
+    ):
         raise Suppressed("this address bounced or reported our mail, so we will not send to it")
     if sub.status != "active":
         _set_status(sub, "active", now)
@@ -351,8 +359,13 @@ def export(session: Session, *, subscriber_id: int) -> dict[str, Any]:
             "include_summaries": sub.include_summaries,
         },
         "consents": [
-            {"action": c.action, "at": _iso(c.at), "ip": c.ip, "user_agent": c.user_agent,
-             "form": c.form}
+            {
+                "action": c.action,
+                "at": _iso(c.at),
+                "ip": c.ip,
+                "user_agent": c.user_agent,
+                "form": c.form,
+            }
             for c in consents
         ],
         "suppressed": _suppression(session, sub.email) is not None,
@@ -396,9 +409,7 @@ def list_subscribers(session: Session, *, status: str | None = None) -> list[Sub
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.exec(
-        select(Subscriber.status, func.count()).group_by(Subscriber.status)  # type: ignore[call-overload]
-    ).all()
+    rows = session.exec(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
     return {status: n for status, n in rows}
 
 

@@ -22,9 +22,7 @@ MAX_IP = 64
 
 def reject_control(value: str, field: str) -> None:
     """CR, LF and other control characters never get into a header, a file or a page."""
-    if any(ch in value for ch in "\r\n\x00") or any(
-        ord(ch) < 32 and ch != "\t" for ch in value
-    ):
+    if any(ch in value for ch in "\r\n\x00") or any(ord(ch) < 32 and ch != "\t" for ch in value):
         raise InvalidInput(f"{field} must be a single line without control characters", field)
 
 

@@ -42,8 +42,13 @@ class BodyLimit:
         if scope["type"] == "http":
             for name, value in scope.get("headers", []):
                 if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                    await send({"type": "http.response.start", "status": 413,
-                                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 413,
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": b"Request too large\n"})
                     return
         await self.app(scope, receive, send)

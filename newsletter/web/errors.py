@@ -26,8 +26,11 @@ _HTTP_TITLES = {
 def error_page(request: Request, status: int, title: str, message: str) -> Response:
     try:
         response: Response = render(
-            request, "web/error.html", {"title": title, "message": message},
-            status_code=status, with_csrf=False,
+            request,
+            "web/error.html",
+            {"title": title, "message": message},
+            status_code=status,
+            with_csrf=False,
         )
     except Exception:  # the template itself failed: fall back to plain text
         log.exception("error page could not be rendered")
@@ -45,7 +48,9 @@ async def _subscriber_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    title, message = _HTTP_TITLES.get(exc.status_code, ("Something went wrong", "Please try again."))
+    title, message = _HTTP_TITLES.get(
+        exc.status_code, ("Something went wrong", "Please try again.")
+    )
     response = error_page(request, exc.status_code, title, message)
     for k, v in (exc.headers or {}).items():
         response.headers[k] = v

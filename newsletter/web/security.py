@@ -15,8 +15,18 @@ from newsletter.config import ConfigError, Settings
 CSRF_COOKIE = "nl_csrf"
 CSRF_FIELD = "csrf_token"
 MIN_SECRET_LEN = 32
-_PLACEHOLDERS = ("changeme", "changethis", "placeholder", "secret", "password", "example",
-                 "your", "insecure", "default", "test")
+_PLACEHOLDERS = (
+    "changeme",
+    "changethis",
+    "placeholder",
+    "secret",
+    "password",
+    "example",
+    "your",
+    "insecure",
+    "default",
+    "test",
+)
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "

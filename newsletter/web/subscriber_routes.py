@@ -55,8 +55,13 @@ def home(request: Request, session: SessionDep, settings: SettingsDep) -> Respon
 
 
 def _home(
-    request: Request, session: Any, settings: Settings, *, error: str | None = None,
-    form: dict[str, Any] | None = None, status_code: int = 200,
+    request: Request,
+    session: Any,
+    settings: Settings,
+    *,
+    error: str | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
 ) -> Response:
     return render(
         request,
@@ -85,16 +90,23 @@ def process_signup(
     try:
         with session_scope(engine) as session:
             outcome = service.subscribe(
-                session, settings=settings, email=email, keywords=keywords,
-                categories=categories, origin=origin,
+                session,
+                settings=settings,
+                email=email,
+                keywords=keywords,
+                categories=categories,
+                origin=origin,
             )
         if outcome.action == "confirm" and outcome.subscriber_id is not None:
             url = link(settings, "confirm", outcome.subscriber_id, outcome.nonce)
-            send_message(settings, confirmation_message(settings, to=outcome.email, confirm_url=url))
+            send_message(
+                settings, confirmation_message(settings, to=outcome.email, confirm_url=url)
+            )
         elif outcome.action == "already-active" and outcome.subscriber_id is not None:
             url = preferences_url(settings, outcome.subscriber_id)
             send_message(
-                settings, already_subscribed_message(settings, to=outcome.email, preferences_url=url)
+                settings,
+                already_subscribed_message(settings, to=outcome.email, preferences_url=url),
             )
         log.info("signup processed: %s (subscriber %s)", outcome.action, outcome.subscriber_id)
     except Exception:
@@ -140,8 +152,13 @@ def subscribe(
     session.commit()
     if not website:  # a filled honeypot gets the same answer and nothing else
         background.add_task(
-            process_signup, engine, settings, email=address, keywords=keywords,
-            categories=categories, origin=_origin(request, "signup"),
+            process_signup,
+            engine,
+            settings,
+            email=address,
+            keywords=keywords,
+            categories=categories,
+            origin=_origin(request, "signup"),
         )
     return render(
         request,
@@ -160,7 +177,9 @@ def subscribe(
 
 
 @router.get("/confirm/{token}")
-def confirm_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> Response:
+def confirm_page(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep
+) -> Response:
     sub, data = access.subscriber_for(session, settings, "confirm", token)
     if sub.status == "active" and data.nonce != sub.token_nonce:
         return _confirmed(request, settings, sub.id or 0, already=True)
@@ -199,7 +218,10 @@ def _confirmed(request: Request, settings: Settings, sub_id: int, *, already: bo
 
 @router.post("/confirm/{token}")
 def confirm(
-    request: Request, token: str, session: SessionDep, settings: SettingsDep,
+    request: Request,
+    token: str,
+    session: SessionDep,
+    settings: SettingsDep,
     csrf: CsrfField = "",
 ) -> Response:
     _check_csrf(request, settings, csrf)
@@ -213,8 +235,14 @@ def confirm(
 
 
 def _preferences_page(
-    request: Request, settings: Settings, token: str, sub: Any, *, saved: bool = False,
-    error: str | None = None, status_code: int = 200,
+    request: Request,
+    settings: Settings,
+    token: str,
+    sub: Any,
+    *,
+    saved: bool = False,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> Response:
     sub_id = sub.id or 0
     return render(
@@ -267,8 +295,13 @@ def save_preferences(
     sub, _ = access.subscriber_for(session, settings, "preferences", token)
     try:
         service.update_preferences(
-            session, settings=settings, subscriber_id=sub.id or 0, keywords=keywords,
-            categories=categories, max_papers=max_papers, include_summaries=bool(include_summaries),
+            session,
+            settings=settings,
+            subscriber_id=sub.id or 0,
+            keywords=keywords,
+            categories=categories,
+            max_papers=max_papers,
+            include_summaries=bool(include_summaries),
             origin=_origin(request, "preferences"),
         )
     except InvalidInput as exc:
@@ -328,7 +361,9 @@ def unsubscribe(
 ) -> Response:
     sub, _ = access.subscriber_for(session, settings, "unsubscribe", token)
     if one_click == "One-Click":  # RFC 8058: no cookie, no CSRF token, 200 without redirect
-        service.unsubscribe(session, subscriber_id=sub.id or 0, origin=_origin(request, "one-click"))
+        service.unsubscribe(
+            session, subscriber_id=sub.id or 0, origin=_origin(request, "one-click")
+        )
         session.commit()
         return render(
             request,
@@ -338,7 +373,9 @@ def unsubscribe(
         )
     _check_csrf(request, settings, csrf)
     if action == "resubscribe":
-        service.resubscribe(session, subscriber_id=sub.id or 0, origin=_origin(request, "resubscribe"))
+        service.resubscribe(
+            session, subscriber_id=sub.id or 0, origin=_origin(request, "resubscribe")
+        )
         session.commit()
         return _confirmed(request, settings, sub.id or 0, already=False)
     service.unsubscribe(session, subscriber_id=sub.id or 0, origin=_origin(request, "unsubscribe"))
@@ -356,7 +393,9 @@ def export(token: str, session: SessionDep, settings: SettingsDep) -> Response:
 
 
 @router.get("/erase/{token}")
-def erase_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> Response:
+def erase_page(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep
+) -> Response:
     sub, _ = access.subscriber_for(session, settings, "erase", token)
     return render(
         request,
