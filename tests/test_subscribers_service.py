@@ -15,7 +15,7 @@ from subscribers import ratelimit, service
 from subscribers.errors import InvalidInput, InvalidLink, NotFound, RateLimited, Suppressed
 from subscribers.models import Consent, RateEvent, Subscriber, Suppression
 from subscribers.validation import email_hash
-from tests.fixtures_subscribers import with_secret
+from tests.subscriber_helpers import with_secret
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 

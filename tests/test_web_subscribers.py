@@ -25,7 +25,7 @@ from newsletter.web.subscriber_routes import router as subscriber_router
 from subscribers import service
 from subscribers.links import link
 from subscribers.models import Consent, Subscriber, Suppression
-from tests.fixtures_subscribers import (
+from tests.subscriber_helpers import (
     SECRET,
     confirm_latest,
     csrf_of,
