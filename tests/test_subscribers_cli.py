@@ -88,7 +88,10 @@ def test_import_reports_bad_rows_and_imports_the_rest(config: Path, tmp_path: Pa
     assert "line 11: too many columns" in err
     rows = {r["email"]: r for r in listed(config)}
     assert set(rows) == {
-        "ok1@example.org", "ok2@example.org", "OK1@example.org", "ok5@example.org",
+        "ok1@example.org",
+        "ok2@example.org",
+        "OK1@example.org",
+        "ok5@example.org",
         "ok7@example.org",
     }
     assert rows["ok1@example.org"]["keywords"] == ["LLM", "agents"]

@@ -14,14 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.subscriber_helpers import SECRET, link_in, outbox
 from newsletter.config import settings_for_tests
+from tests.subscriber_helpers import SECRET, link_in, outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 pytestmark = pytest.mark.browser
@@ -58,9 +61,21 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     }
     env.pop("NEWSLETTER_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--no-scheduler"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-scheduler",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while True:

@@ -488,3 +488,23 @@ def test_full_flow_on_both_databases(
         erase = _path(link(settings, "erase", sid))
         c.post(erase, data={"csrf_token": csrf_of(c.get(erase).text)})
         assert _subs(settings) == []
+
+
+def test_background_hook_starts_after_migrations_and_stops_at_shutdown(
+    web_settings: Settings,
+) -> None:
+    events: list[str] = []
+
+    def start(settings: Settings, engine: object) -> Callable[[], None]:
+        from sqlalchemy import inspect
+
+        events.append("start:" + str("subscribers" in inspect(engine).get_table_names()))  # type: ignore[arg-type]
+        return lambda: events.append("stop")
+
+    fresh = web_settings.model_copy(
+        update={"database_url": web_settings.database_url.replace("newsletter.db", "fresh.db")}
+    )
+    with TestClient(create_app(fresh, background=start)) as c:
+        assert events == ["start:True"]
+        assert c.get("/").status_code == 200
+    assert events == ["start:True", "stop"]

@@ -39,7 +39,8 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
 
 
 async def _subscriber_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SubscriberError)
+    if not isinstance(exc, SubscriberError):
+        raise exc
     response = error_page(request, exc.status_code, exc.title, exc.message)
     if exc.status_code == 429:
         response.headers["Retry-After"] = "3600"
@@ -47,7 +48,8 @@ async def _subscriber_error(request: Request, exc: Exception) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
     title, message = _HTTP_TITLES.get(
         exc.status_code, ("Something went wrong", "Please try again.")
     )
