@@ -87,3 +87,15 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _register_parts() -> None:
+    """Sub-commands living in their own modules (imported late: they use get_settings)."""
+    from newsletter.serve import serve_command
+    from subscribers.cli import subscribers_app
+
+    app.command("serve")(serve_command)
+    app.add_typer(subscribers_app, name="subscribers")
+
+
+_register_parts()

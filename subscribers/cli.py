@@ -1,0 +1,190 @@
+"""``newsletter subscribers ...``: the admin's view of the store (thin wrappers on the service)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from newsletter.config import Settings
+from newsletter.db import make_engine, session_scope, upgrade
+from subscribers import csvio, service
+from subscribers.errors import SubscriberError
+from subscribers.models import STATUSES
+
+subscribers_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Path of config.json (default: $NEWSLETTER_CONFIG or ./config.json)"
+    ),
+]
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """``--keywords a,b --keywords c`` and ``--keywords "a;b"`` all work."""
+    out: list[str] = []
+    for value in values or []:
+        out.extend(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
+    return out
+
+
+def _engine(config: Path | None) -> tuple[Settings, Engine]:
+    from newsletter.cli import get_settings
+
+    settings = get_settings(config)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return settings, engine
+
+
+def _fail(exc: SubscriberError) -> typer.Exit:
+    err.print(f"error: {exc.message}", style="red", markup=False, highlight=False)
+    return typer.Exit(1 if exc.status_code >= 409 else 2)
+
+
+@subscribers_app.command("add")
+def add(
+    email: Annotated[str, typer.Argument(help="E-mail address")],
+    keywords: Annotated[
+        list[str] | None, typer.Option("--keywords", help="Comma-separated")
+    ] = None,
+    categories: Annotated[
+        list[str] | None, typer.Option("--categories", help="Comma-separated")
+    ] = None,
+    active: Annotated[
+        bool, typer.Option("--active", help="Active at once (no confirmation)")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a subscriber (pending unless --active; no e-mail is sent)."""
+    settings, engine = _engine(config)
+    try:
+        with session_scope(engine) as session:
+            added = service.add(
+                session,
+                settings=settings,
+                email=email,
+                keywords=_split(keywords),
+                categories=_split(categories),
+                active=active,
+            )
+            sub = added.subscriber
+    except SubscriberError as exc:
+        raise _fail(exc) from exc
+    if added.created:
+        typer.echo(f"added {sub.email} ({sub.status})")
+    else:
+        typer.echo(f"{sub.email} already exists ({sub.status}); nothing changed")
+
+
+@subscribers_app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option("--status", help=", ".join(STATUSES))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List subscribers (all, or those with --status)."""
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(
+            f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
+        )
+    _, engine = _engine(config)
+    with session_scope(engine) as session:
+        subs = service.list_subscribers(session, status=status)
+        rows: list[dict[str, Any]] = [
+            {
+                "email": s.email,
+                "status": s.status,
+                "keywords": list(s.keywords),
+                "categories": list(s.categories),
+                "max_papers": s.max_papers,
+                "include_summaries": s.include_summaries,
+                "created_at": s.created_at.isoformat(),
+                "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
+            }
+            for s in subs
+        ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        kw = ", ".join(r["keywords"]) or "-"
+        cats = ", ".join(r["categories"]) or "all"
+        typer.echo(f"{r['email']}\t{r['status']}\tkeywords: {kw}\tcategories: {cats}")
+    err.print(f"{len(rows)} subscriber(s)", highlight=False)
+
+
+@subscribers_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV with header email,keywords,categories,status")],
+    config: ConfigOption = None,
+) -> None:
+    """Import subscribers from CSV; bad rows are reported by line and the rest imported."""
+    settings, engine = _engine(config)
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as fh, session_scope(engine) as session:
+            report = csvio.import_csv(session, settings=settings, source=fh)
+    except OSError as exc:
+        err.print(f"error: cannot read {file}: {exc.strerror}", style="red", markup=False)
+        raise typer.Exit(2) from exc
+    except UnicodeDecodeError as exc:
+        err.print(f"error: {file} is not UTF-8 text ({exc.reason})", style="red", markup=False)
+        raise typer.Exit(2) from exc
+    except SubscriberError as exc:
+        raise _fail(exc) from exc
+    for line, message in report.errors:
+        err.print(f"line {line}: {message}", markup=False, highlight=False)
+    typer.echo(
+        f"imported {report.imported}, already present {report.existing}, "
+        f"suppressed {report.suppressed}, bad rows {len(report.errors)}"
+    )
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@subscribers_app.command("export")
+def export(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: stdout)")
+    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help=", ".join(STATUSES))] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export subscribers as CSV (the import format)."""
+    _, engine = _engine(config)
+    with session_scope(engine) as session:
+        if out is None:
+            count = csvio.export_csv(session, out=sys.stdout, status=status)
+        else:
+            with out.open("w", encoding="utf-8", newline="") as fh:
+                count = csvio.export_csv(session, out=fh, status=status)
+    err.print(f"exported {count} subscriber(s)", highlight=False)
+
+
+@subscribers_app.command("remove")
+def remove(
+    email: Annotated[str, typer.Argument(help="E-mail address")],
+    suppress: Annotated[
+        bool, typer.Option("--suppress", help="Also block the address from signing up again")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete a subscriber and their consent records."""
+    _, engine = _engine(config)
+    try:
+        with session_scope(engine) as session:
+            removed = service.remove(session, email=email, suppress_address=suppress)
+    except SubscriberError as exc:
+        raise _fail(exc) from exc
+    if not removed:
+        err.print(f"no subscriber {email}", markup=False)
+        raise typer.Exit(1)
+    typer.echo(f"removed {email}")
