@@ -1,0 +1,338 @@
+"""The daily run: migrate, fetch, store, rank, build the issue, archive (then summaries and send).
+
+Stages are plain functions of a shared ``RunContext``, listed in ``DEFAULT_STAGES``; the
+summaries and e-mail parts add theirs with one line each (``Stage("summarise", fn)`` before
+``archive``, ``Stage("send", fn)`` after it). A stage ends the run early with ``ctx.stop``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from sqlalchemy.engine import Engine
+
+from newsletter import archive, issue_store
+from newsletter.config import Settings
+from newsletter.db import make_engine, session_scope, upgrade
+from newsletter.domain import Announcement, IssueView, Summary
+from newsletter.models import RunRow, utcnow
+from newsletter.ranking import Ranking, rank_papers
+
+if TYPE_CHECKING:
+    from newsletter.arxiv_client import ArxivClient
+
+log = logging.getLogger("newsletter.pipeline")
+
+Outcome = Literal["ok", "no-announcement", "failed"]
+
+
+@dataclass
+class RunContext:
+    """What the stages share. Later stages read what earlier ones put here."""
+
+    settings: Settings
+    engine: Engine
+    console: Console
+    requested_date: dt.date | None
+    send: bool = True
+    trigger: str = "cli"
+    client: ArxivClient | None = None
+    run_id: int | None = None
+    announcement: Announcement | None = None
+    fresh: issue_store.FreshPapers | None = None
+    ranking: Ranking | None = None
+    issue_id: int | None = None
+    view: IssueView | None = None
+    summaries: dict[str, Summary] = field(default_factory=dict)  # filled by a summarise stage
+    outputs: dict[str, Path] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    message: str = ""
+
+    @property
+    def date(self) -> dt.date | None:
+        return self.announcement.date if self.announcement else self.requested_date
+
+    def stop(self, outcome: Outcome, message: str) -> None:
+        """End the run after the current stage (e.g. no announcement today)."""
+        self.outcome = outcome
+        self.message = message
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.console,
+            transient=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    name: str
+    run: Callable[[RunContext], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended; the CLI maps ``outcome`` to the exit code."""
+
+    outcome: Outcome
+    date: dt.date | None
+    issue_id: int | None
+    counts: dict[str, int]
+    message: str
+    outputs: dict[str, Path]
+    run_id: int | None = None
+    error: BaseException | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.outcome == "failed" else 0
+
+
+def fetch_stage(ctx: RunContext) -> None:
+    """The announcement of the requested date, or of the feed's current date."""
+    from newsletter.arxiv_client import ArxivClient
+    from newsletter.arxiv_source import fetch_announcement
+
+    if ctx.client is None:
+        ctx.client = ArxivClient(ctx.settings.arxiv)
+    what = ctx.requested_date.isoformat() if ctx.requested_date else "today's feed"
+    with ctx.console.status(f"Fetching the arXiv announcement ({what})..."):
+        announcement = fetch_announcement(ctx.client, ctx.settings, ctx.requested_date)
+    check_announcement(ctx, announcement)
+
+
+def check_announcement(ctx: RunContext, announcement: Announcement | None) -> None:
+    """Accept the fetched announcement or end the run: no announcement, or nothing new."""
+    if announcement is None:
+        when = ctx.requested_date.isoformat() if ctx.requested_date else "today"
+        ctx.stop(
+            "no-announcement",
+            f"no arXiv announcement for {when} (weekend or holiday?); nothing to do",
+        )
+        return
+    if ctx.requested_date is None:
+        with session_scope(ctx.engine) as session:
+            if issue_store.issue_exists(session, announcement.date):
+                ctx.stop(
+                    "no-announcement",
+                    f"no new announcement: the feed still shows {announcement.date}, whose "
+                    f"issue is already built (use --date {announcement.date} to rebuild it)",
+                )
+                return
+    ctx.announcement = announcement
+    ctx.counts["papers_found"] = len(announcement.papers)
+    log.info(
+        "fetched %d papers announced on %s (source: %s, categories: %s)",
+        len(announcement.papers),
+        announcement.date,
+        announcement.source,
+        ", ".join(ctx.settings.categories),
+    )
+
+
+def store_stage(ctx: RunContext) -> None:
+    """Save every paper; keep those no earlier issue carried (and wanted updates)."""
+    ann = _need(ctx.announcement, "announcement")
+    with session_scope(ctx.engine) as session, ctx.progress() as bar:
+        task = bar.add_task("Storing papers", total=len(ann.papers))
+        issue_store.save_papers(session, ann.papers, progress=lambda n: bar.advance(task, n))
+        ctx.fresh = issue_store.fresh_papers(
+            session, ann.date, ann.papers, ctx.settings.announce_types
+        )
+    ctx.counts["repeats_skipped"] = ctx.fresh.repeats
+    ctx.counts["updates"] = len(ctx.fresh.updates)
+    log.info(
+        "stored %d papers; %d already went out in an earlier issue and are skipped; %d updates",
+        len(ann.papers),
+        ctx.fresh.repeats,
+        len(ctx.fresh.updates),
+    )
+
+
+def rank_stage(ctx: RunContext) -> None:
+    """Score the fresh papers against the site keywords (pure)."""
+    fresh = _need(ctx.fresh, "fresh papers")
+    s = ctx.settings
+    ctx.ranking = rank_papers(fresh.papers, s.keywords, s)
+    ctx.counts["pool"] = len(ctx.ranking.pool)
+    ctx.counts["matched"] = ctx.ranking.matched
+    ctx.counts["papers"] = len(ctx.ranking.digest)
+    log.info(
+        "ranked (%s mode): %d candidates after the exclude list, %d match keywords, "
+        "%d in the digest (max_papers=%d, min_score=%s)",
+        s.keyword_match,
+        len(ctx.ranking.pool),
+        ctx.ranking.matched,
+        len(ctx.ranking.digest),
+        s.max_papers,
+        s.min_score,
+    )
+    if not s.keywords and not s.high_score_keywords:
+        log.warning("no keywords configured: the global digest is empty; set 'keywords'")
+
+
+def issue_stage(ctx: RunContext) -> None:
+    """Build (or rebuild in place) the date's issue and read it back."""
+    ann = _need(ctx.announcement, "announcement")
+    ranking = _need(ctx.ranking, "ranking")
+    fresh = _need(ctx.fresh, "fresh papers")
+    with session_scope(ctx.engine) as session:
+        rebuilt = issue_store.issue_exists(session, ann.date)
+        issue = issue_store.build_issue(
+            session,
+            date=ann.date,
+            ranking=ranking,
+            categories=ctx.settings.categories,
+            source=ann.source,
+            updates=fresh.updates,
+            papers_found=len(ann.papers),
+        )
+        ctx.issue_id = issue.id
+        ctx.view = issue_store.load_issue(session, ann.date)
+    log.info("issue %s %s (id %s)", ann.date, "rebuilt in place" if rebuilt else "built", issue.id)
+
+
+def archive_stage(ctx: RunContext) -> None:
+    """Write the issue's Markdown page and refresh the archive index."""
+    view = _need(ctx.view, "issue")
+    with session_scope(ctx.engine) as session:
+        issues = issue_store.list_issues(session)
+    ctx.outputs["issue_markdown"] = archive.write_issue(ctx.settings, view, ctx.summaries)
+    ctx.outputs["archive_index"] = archive.write_index(ctx.settings, issues)
+    log.info("archive: wrote %s", ctx.outputs["issue_markdown"])
+
+
+DEFAULT_STAGES: tuple[Stage, ...] = (
+    Stage("fetch", fetch_stage),
+    Stage("store", store_stage),
+    Stage("rank", rank_stage),
+    Stage("issue", issue_stage),
+    Stage("archive", archive_stage),
+)
+
+
+def _need(value: Any, what: str) -> Any:
+    if value is None:
+        raise RuntimeError(f"pipeline stage order: no {what} yet")
+    return value
+
+
+def _is_arxiv_error(exc: BaseException) -> bool:
+    try:
+        from newsletter.arxiv_client import ArxivError
+    except ImportError:  # stage tests may run without the arXiv source
+        return False
+    return isinstance(exc, ArxivError)
+
+
+def _describe(exc: BaseException) -> str:
+    if _is_arxiv_error(exc):
+        return f"arXiv is unavailable or answered badly: {exc}. Try again later."
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _record_start(engine: Engine, ctx: RunContext) -> int | None:
+    with session_scope(engine) as session:
+        row = RunRow(date=ctx.requested_date, trigger=ctx.trigger)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _record_end(engine: Engine, ctx: RunContext, outcome: Outcome) -> None:
+    if ctx.run_id is None:
+        return
+    with session_scope(engine) as session:
+        row = session.get(RunRow, ctx.run_id)
+        if row is None:
+            return
+        row.date = ctx.date
+        row.finished_at = utcnow()
+        row.outcome = outcome
+        row.message = ctx.message
+        row.papers = ctx.counts.get("papers", 0)
+        row.emails_sent = ctx.counts.get("emails_sent", 0)
+        row.emails_failed = ctx.counts.get("emails_failed", 0)
+        row.model_calls = ctx.counts.get("model_calls", 0)
+        session.add(row)
+
+
+def run_pipeline(
+    settings: Settings,
+    *,
+    date: dt.date | None = None,
+    send: bool = True,
+    trigger: str = "cli",
+    engine: Engine | None = None,
+    client: ArxivClient | None = None,
+    console: Console | None = None,
+    stages: Sequence[Stage] = DEFAULT_STAGES,
+) -> RunResult:
+    """Run every stage in order and record the run; never raises for a failed stage."""
+    own_engine = engine is None
+    eng = make_engine(settings.database_url) if engine is None else engine
+    ctx = RunContext(
+        settings=settings,
+        engine=eng,
+        console=console or Console(stderr=True),
+        requested_date=date,
+        send=send,
+        trigger=trigger,
+        client=client,
+    )
+    error: BaseException | None = None
+    try:
+        try:
+            upgrade(eng)
+            ctx.run_id = _record_start(eng, ctx)
+        except Exception as exc:
+            log.debug("migration failed", exc_info=True)
+            ctx.message = f"database {settings.database_url!r} could not be prepared: {exc}"
+            return RunResult("failed", date, None, ctx.counts, ctx.message, ctx.outputs, None, exc)
+        for stage in stages:
+            started = time.perf_counter()
+            try:
+                stage.run(ctx)
+            except Exception as exc:
+                log.debug("stage %s failed", stage.name, exc_info=True)
+                error = exc
+                ctx.stop("failed", f"{stage.name} failed: {_describe(exc)}")
+            log.debug("stage %s took %.2f s", stage.name, time.perf_counter() - started)
+            if ctx.outcome is not None:
+                break
+        outcome: Outcome = ctx.outcome or "ok"
+        if outcome == "ok":
+            ctx.message = _ok_message(ctx)
+        try:
+            _record_end(eng, ctx, outcome)
+        except Exception:
+            log.warning("could not record the run's end in the database", exc_info=True)
+        return RunResult(
+            outcome, ctx.date, ctx.issue_id, ctx.counts, ctx.message, ctx.outputs, ctx.run_id, error
+        )
+    finally:
+        if own_engine:
+            eng.dispose()
+
+
+def _ok_message(ctx: RunContext) -> str:
+    c = ctx.counts
+    text = (
+        f"issue {ctx.date}: {c.get('papers', 0)} papers in the digest "
+        f"({c.get('papers_found', 0)} announced, {c.get('matched', 0)} matched keywords)"
+    )
+    if not ctx.send:
+        text += "; sending skipped (--no-send)"
+    return text
