@@ -61,11 +61,13 @@ class AISummarySettings(_Section):
         "https://dashscope.aliyuncs.com/compatible-mode/v1",
         description="OpenAI-compatible endpoint",
     )
-    model: str = Field("qwen-long", description="Model name")
+    model: str = Field("qwen-long", min_length=1, max_length=200, description="Model name")
     prompt_file: str | None = Field(None, description="Your own prompt template (optional)")
     max_papers_to_summarize: int = Field(15, ge=0, description="Papers summarised per day")
     max_workers: int = Field(3, ge=1, le=64, description="Concurrent model calls")
-    language: str = Field("English", min_length=1, description="Language of the summaries")
+    language: str = Field(
+        "English", min_length=1, max_length=64, description="Language of the summaries"
+    )
     source: Literal["abstract", "fulltext"] = Field(
         "abstract", description="Summarise the abstract or the PDF's text"
     )

@@ -1,0 +1,334 @@
+"""Summarise a day's papers: cache first, then bounded concurrent model calls, failing softly.
+
+Papers arrive most-read first. The first ``max_papers_to_summarize`` may be sent to the model,
+in that order, while the day's token budget lasts; every cached summary is served free. One
+paper's failure is logged, counted and never touches another paper, and no failure stops the
+digest: the caller always gets a ``SummaryRun`` back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import openai
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.domain import Paper, Summary
+from newsletter.summaries import store
+from newsletter.summaries.budget import TokenBudget, estimate_tokens
+from newsletter.summaries.fulltext import PdfTextError, pdf_text
+from newsletter.summaries.model_client import CallError, ModelClient
+from newsletter.summaries.prompt import SYSTEM_MESSAGE, PromptError, PromptTemplate, load_prompt
+from newsletter.summaries.reply import ReplyError, parse_reply
+from newsletter.summaries.store import ABSTRACT, CacheKey
+
+log = logging.getLogger(__name__)
+
+PdfFetcher = Callable[[Paper], bytes]
+SKIP_CAP = "cap"
+SKIP_BUDGET = "budget"
+FULLTEXT = "fulltext"
+# Room for the template, title and authors around the paper's text when estimating a call.
+_PROMPT_OVERHEAD_CHARS = 4000
+
+
+@dataclass
+class SummaryRun:
+    """What a summarising run did, for the run's summary line and the renderers."""
+
+    summaries: dict[str, Summary] = field(default_factory=dict)
+    calls: int = 0
+    cache_hits: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # arxiv_id -> "cap" or "budget"
+    tokens: int = 0
+    disabled_reason: str | None = None
+
+    @property
+    def new(self) -> int:
+        return len(self.summaries) - self.cache_hits
+
+    def describe(self) -> str:
+        """One line for the run's summary."""
+        if self.disabled_reason:
+            return f"AI summaries: none ({self.disabled_reason})"
+        parts = [f"{self.new} new", f"{self.cache_hits} cached", f"{len(self.failures)} failed"]
+        if self.skipped:
+            cap = sum(1 for r in self.skipped.values() if r == SKIP_CAP)
+            budget = len(self.skipped) - cap
+            why = [f"{cap} over max_papers_to_summarize"] if cap else []
+            why += [f"{budget} over the daily token budget"] if budget else []
+            parts.append(f"{len(self.skipped)} skipped ({', '.join(why)})")
+        return f"AI summaries: {', '.join(parts)}; {self.calls} model calls, {self.tokens:,} tokens"
+
+
+def cache_key(settings: Settings, prompt: PromptTemplate, source: str) -> CacheKey:
+    ai = settings.ai_summary
+    return CacheKey(model=ai.model, prompt_hash=prompt.hash, language=ai.language, source=source)
+
+
+def cached_summaries(
+    session: Session, settings: Settings, papers: Sequence[Paper]
+) -> dict[str, Summary]:
+    """Stored summaries for the current model, prompt, language and source (read-only).
+
+    Empty when summaries are disabled or the prompt cannot be read.
+    """
+    if not settings.ai_summary.enabled:
+        return {}
+    try:
+        prompt = load_prompt(settings.ai_summary)
+    except PromptError as exc:
+        log.warning("AI summaries: %s", exc)
+        return {}
+    return store.lookup(session, cache_key(settings, prompt, settings.ai_summary.source), papers)
+
+
+@dataclass
+class _Job:
+    paper: Paper
+    reserved: int
+
+
+@dataclass
+class _Context:
+    """What every worker shares for one run."""
+
+    engine: Engine
+    settings: Settings
+    prompt: PromptTemplate
+    key: CacheKey
+    model: ModelClient
+    budget: TokenBudget
+    pdf_fetcher: PdfFetcher | None
+
+
+class _PaperFailed(Exception):
+    pass
+
+
+def _paper_text(ctx: _Context, paper: Paper) -> tuple[str, str, str]:
+    """``(text, stored source, description)``; the abstract when the PDF cannot be had."""
+    ai = ctx.settings.ai_summary
+    if ctx.key.source == FULLTEXT and ctx.pdf_fetcher is not None:
+        try:
+            text = pdf_text(ctx.pdf_fetcher(paper), ai.max_input_chars)
+        except PdfTextError as exc:
+            log.warning("summary of %s: %s; summarising the abstract", paper.versioned_id, exc)
+        except Exception as exc:  # the fetcher is someone else's: any failure falls back
+            log.warning(
+                "summary of %s: PDF download failed (%s: %s); summarising the abstract",
+                paper.versioned_id,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            return text, FULLTEXT, f"full text, first {len(text)} characters"
+    return paper.abstract[: ai.max_input_chars], ABSTRACT, "abstract"
+
+
+def _summarise_one(ctx: _Context, job: _Job) -> tuple[Summary, int]:
+    """Call the model for one paper (a reply that does not parse is asked for once more)."""
+    paper = job.paper
+    ai = ctx.settings.ai_summary
+    body, source, described = _paper_text(ctx, paper)
+    user = ctx.prompt.render(
+        paper, language=ai.language, body=body, source="full text" if source == FULLTEXT else source
+    )
+    messages = [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": user}]
+    tokens = 0
+    reserved = job.reserved
+    problem = ""
+    for attempt in range(2):
+        if attempt and not ctx.budget.try_reserve(reserved):
+            raise _PaperFailed(f"{problem}; no token budget left to ask again")
+        try:
+            completion = ctx.model.complete(messages)
+        except CallError as exc:
+            ctx.budget.settle(reserved, 0)
+            raise _PaperFailed(str(exc)) from exc
+        ctx.budget.settle(reserved, completion.tokens)
+        tokens += completion.tokens
+        try:
+            tldr, sections = parse_reply(completion.content)
+        except ReplyError as exc:
+            cut = " (cut off at max_output_tokens)" if completion.finish_reason == "length" else ""
+            problem = f"{exc}{cut}"
+            log.info("summary of %s: %s; asking once more", paper.versioned_id, problem)
+            continue
+        store.store(
+            ctx.engine, ctx.key, paper, source=source, tldr=tldr, sections=sections, tokens=tokens
+        )
+        log.debug("summarised %s from the %s (%d tokens)", paper.versioned_id, described, tokens)
+        return Summary(tldr=tldr, sections=sections, model=ai.model), tokens
+    raise _PaperFailed(f"unusable reply twice: {problem}")
+
+
+def _disabled_reason(settings: Settings, environ: Mapping[str, str], client: object) -> str | None:
+    ai = settings.ai_summary
+    if not ai.enabled:
+        return "disabled (ai_summary.enabled is false)"
+    if client is None and not settings.ai_api_key(environ):
+        return (
+            f"ai_summary is enabled but the environment variable {ai.api_key_env} "
+            "holding the model's API key is not set"
+        )
+    return None
+
+
+def _unique(papers: Sequence[Paper]) -> list[Paper]:
+    seen: dict[str, Paper] = {}
+    for paper in papers:
+        seen.setdefault(paper.arxiv_id, paper)
+    return list(seen.values())
+
+
+def summarise_papers(
+    engine: Engine,
+    settings: Settings,
+    papers: Sequence[Paper],
+    *,
+    environ: Mapping[str, str] | None = None,
+    pdf_fetcher: PdfFetcher | None = None,
+    client: openai.OpenAI | None = None,
+    today: dt.date | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> SummaryRun:
+    """Summaries for ``papers`` (most-read first): cached ones free, new ones within the caps.
+
+    ``today`` is the UTC day whose spending counts against ``daily_token_budget`` (default: now).
+    ``sleep`` and ``rng`` drive the retry backoff (tests inject them so they never wait).
+    """
+    ai = settings.ai_summary
+    run = SummaryRun()
+    env = os.environ if environ is None else environ
+    reason = _disabled_reason(settings, env, client)
+    if reason is None:
+        try:
+            prompt = load_prompt(ai)
+        except PromptError as exc:
+            reason = str(exc)
+    if reason is not None:
+        run.disabled_reason = reason
+        level = logging.INFO if not ai.enabled else logging.WARNING
+        log.log(level, "AI summaries: none this run: %s", reason)
+        return run
+
+    source: str = ai.source
+    if source == FULLTEXT and pdf_fetcher is None:
+        log.warning("ai_summary.source is 'fulltext' but no PDF fetcher was given; using abstracts")
+        source = ABSTRACT
+    key = cache_key(settings, prompt, source)
+    wanted = _unique(papers)
+    day = today or dt.datetime.now(dt.UTC).date()
+    with session_scope(engine) as session:
+        cached = store.lookup(session, key, wanted)
+        spent = store.tokens_spent(session, day)
+    run.summaries.update(cached)
+    run.cache_hits = len(cached)
+
+    todo: list[Paper] = []
+    for position, paper in enumerate(wanted):
+        if paper.arxiv_id in cached:
+            continue
+        if position >= ai.max_papers_to_summarize:
+            run.skipped[paper.arxiv_id] = SKIP_CAP
+        else:
+            todo.append(paper)
+    if not todo:
+        log.info("%s", run.describe())
+        return run
+
+    own_client = client is None
+    api = client or openai.OpenAI(
+        api_key=settings.ai_api_key(env), base_url=ai.base_url, max_retries=0
+    )
+    ctx = _Context(
+        engine=engine,
+        settings=settings,
+        prompt=prompt,
+        key=key,
+        model=ModelClient(api, ai, sleep=sleep, rng=rng),
+        budget=TokenBudget(ai.daily_token_budget, spent),
+        pdf_fetcher=pdf_fetcher,
+    )
+    try:
+        _dispatch(ctx, todo, run)
+    finally:
+        if own_client:
+            api.close()
+    run.calls = ctx.model.calls
+    run.tokens = ctx.budget.used_now
+    order = {paper.arxiv_id: i for i, paper in enumerate(wanted)}
+    run.summaries = dict(sorted(run.summaries.items(), key=lambda item: order[item[0]]))
+    log.info("%s", run.describe())
+    return run
+
+
+def _estimate(ctx: _Context, paper: Paper) -> int:
+    ai = ctx.settings.ai_summary
+    text_chars = ai.max_input_chars if ctx.key.source == FULLTEXT else len(paper.abstract)
+    prompt_chars = min(text_chars, ai.max_input_chars) + len(ctx.prompt.text) + len(SYSTEM_MESSAGE)
+    return estimate_tokens(prompt_chars + _PROMPT_OVERHEAD_CHARS, ai.max_output_tokens)
+
+
+def _dispatch(ctx: _Context, todo: list[Paper], run: SummaryRun) -> None:
+    """Start calls in order, at most ``max_workers`` at a time, each only if the budget allows."""
+    workers = ctx.settings.ai_summary.max_workers
+    slots = threading.BoundedSemaphore(workers)
+    results_lock = threading.Lock()
+
+    def work(job: _Job) -> None:
+        paper = job.paper
+        try:
+            summary, _tokens = _summarise_one(ctx, job)
+        except _PaperFailed as exc:
+            _record_failure(run, results_lock, paper, str(exc))
+        except Exception as exc:  # one paper's surprise must not sink the others
+            log.warning("summary of %s failed unexpectedly", paper.versioned_id, exc_info=True)
+            _record_failure(run, results_lock, paper, f"{type(exc).__name__}: {exc}", logged=True)
+        else:
+            with results_lock:
+                run.summaries[paper.arxiv_id] = summary
+        finally:
+            slots.release()
+
+    futures: list[Future[None]] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="summary") as pool:
+        for paper in todo:
+            slots.acquire()
+            reserved = _estimate(ctx, paper)
+            if not ctx.budget.try_reserve(reserved):
+                slots.release()
+                run.skipped[paper.arxiv_id] = SKIP_BUDGET
+                continue
+            futures.append(pool.submit(work, _Job(paper=paper, reserved=reserved)))
+    for future in futures:
+        future.result()
+    if any(r == SKIP_BUDGET for r in run.skipped.values()):
+        log.warning(
+            "AI summaries: daily_token_budget of %s tokens reached; %d papers left unsummarised",
+            f"{ctx.settings.ai_summary.daily_token_budget:,}",
+            sum(1 for r in run.skipped.values() if r == SKIP_BUDGET),
+        )
+
+
+def _record_failure(
+    run: SummaryRun, lock: threading.Lock, paper: Paper, reason: str, *, logged: bool = False
+) -> None:
+    if not logged:
+        log.warning("summary of %s failed: %s", paper.versioned_id, reason)
+    with lock:
+        run.failures[paper.arxiv_id] = reason
