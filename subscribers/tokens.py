@@ -7,10 +7,11 @@ token cannot confirm or export. itsdangerous compares signatures in constant tim
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 Purpose = Literal["confirm", "preferences", "unsubscribe", "export", "erase"]
 
@@ -23,6 +24,7 @@ class TokenError(Exception):
 class TokenData:
     subscriber_id: int
     nonce: str
+    issued_at: dt.datetime | None = None  # whole seconds, UTC: tokens older than the row die
 
 
 def _serializer(secret_key: str, purpose: Purpose) -> URLSafeTimedSerializer:
@@ -37,11 +39,13 @@ def read_token(
     secret_key: str, purpose: Purpose, token: str, max_age_seconds: int | None = None
 ) -> TokenData:
     try:
-        data = _serializer(secret_key, purpose).loads(token, max_age=max_age_seconds)
+        data, issued = _serializer(secret_key, purpose).loads(
+            token, max_age=max_age_seconds, return_timestamp=True
+        )
     except SignatureExpired as exc:
         raise TokenError("this link has expired") from exc
-    except BadSignature as exc:
+    except BadData as exc:
         raise TokenError("this link is not valid") from exc
     if not isinstance(data, dict) or not isinstance(data.get("s"), int):
         raise TokenError("this link is not valid")
-    return TokenData(subscriber_id=data["s"], nonce=str(data.get("n", "")))
+    return TokenData(subscriber_id=data["s"], nonce=str(data.get("n", "")), issued_at=issued)

@@ -1,0 +1,11 @@
+"""The routers every app includes. Other parts add theirs here (one line each)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def default_routers() -> list[APIRouter]:
+    from newsletter.web.subscriber_routes import router as subscriber_router
+
+    return [subscriber_router]
