@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -112,21 +110,42 @@ class ServiceHandle:
         return done
 
 
+# The launcher of each engine, shared by the scheduler's handle and the admin route (which only
+# sees the app's engine), so one stop event reaches every run of the process.
+_launchers: weakref.WeakKeyDictionary[Engine, RunLauncher] = weakref.WeakKeyDictionary()
+_launchers_lock = threading.Lock()
+
+
+def launcher_for(settings: Settings, engine: Engine, *, job: Job | None = None) -> RunLauncher:
+    """The process's launcher for ``engine`` (created on first use; ``job`` replaces its job)."""
+    with _launchers_lock:
+        launcher = _launchers.get(engine)
+        if launcher is None:
+            launcher = RunLauncher(settings, engine, job or pipeline_job)
+            _launchers[engine] = launcher
+        elif job is not None:
+            launcher.job = job
+        return launcher
+
+
 def start_background(
     settings: Settings,
     engine: Engine,
     *,
-    job: Job = pipeline_job,
+    job: Job | None = None,
     scheduler: bool = True,
     resume: bool = True,
-    clock: Callable[[], dt.datetime] = utcnow,
 ) -> ServiceHandle:
     """Start the schedule (unless ``scheduler`` is False or ``schedule.enabled`` is off) and
     resume today's run if a shutdown or crash interrupted it."""
-    launcher = RunLauncher(settings, engine, job, clock=clock)
+    launcher = launcher_for(settings, engine, job=job)
+    launcher.stop_event.clear()
+    clock = launcher.clock
     digest_scheduler: DigestScheduler | None = None
     if scheduler and settings.schedule.enabled:
-        digest_scheduler = DigestScheduler(settings, engine, job=job, stop=launcher.stop_event)
+        digest_scheduler = DigestScheduler(
+            settings, engine, job=launcher.job, stop=launcher.stop_event
+        )
         digest_scheduler.start()
         log.info("scheduler started; next run %s", digest_scheduler.next_run_time())
     handle = ServiceHandle(launcher, digest_scheduler)
@@ -138,53 +157,12 @@ def start_background(
     return handle
 
 
-def install_stop_signals(handle: ServiceHandle) -> Callable[[], None]:
-    """SIGTERM/SIGINT set the stop event at once (jobs stop taking batches); returns a restorer.
+def background(settings: Settings, engine: Engine) -> Callable[[], None]:
+    """``create_app(..., background=background)``: start with the app, stop with it (the
+    lifespan's shutdown, which uvicorn runs on SIGTERM after draining requests)."""
+    handle = start_background(settings, engine)
 
-    uvicorn installs its own handlers while serving and re-raises the signal to the previous
-    handler when it is done, which lands here instead of killing the process.
-    """
-    previous: dict[int, Any] = {}
+    def stop() -> None:
+        handle.stop()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping after the in-flight batch", signal.Signals(signum).name)
-        handle.stop_event.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, on_signal)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
-
-
-def run_service(
-    settings: Settings,
-    engine: Engine,
-    app: Any,
-    *,
-    host: str,
-    port: int,
-    handle: ServiceHandle | None,
-    stop_timeout: float | None = None,
-) -> None:
-    """Serve ``app`` with uvicorn until SIGTERM/SIGINT, then stop the background gracefully."""
-    import uvicorn
-
-    restore = install_stop_signals(handle) if handle is not None else (lambda: None)
-    try:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=settings.log_level.lower(),
-            timeout_graceful_shutdown=10,
-        )
-        server = uvicorn.Server(config)
-        server.run()
-    finally:
-        if handle is not None:
-            handle.stop(stop_timeout)
-        restore()
+    return stop

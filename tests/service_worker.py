@@ -119,30 +119,33 @@ def batch_job(gate: Path) -> Any:
 
 
 def serve(url: str, port: int, gate: Path) -> None:
-    from fastapi import FastAPI
+    """``create_app`` with the service's ``background`` seam, under uvicorn, until SIGTERM."""
+    import signal
 
-    from newsletter.service import run_service, start_background
-    from newsletter.web.service_routes import include_service_routes
+    import uvicorn
+    from pydantic import SecretStr
 
-    settings = settings_for_tests(database_url=url, log_level="INFO")
-    settings = settings.model_copy(update={"admin_token": _secret("test-admin-token")})
+    from newsletter.service import background, launcher_for
+    from newsletter.web.app import create_app
+
+    settings = settings_for_tests(database_url=url, log_level="INFO").model_copy(
+        update={
+            "admin_token": SecretStr("test-admin-token"),
+            "secret_key": SecretStr("k9Vq2mZr7Lp4Xw8Nf3Hb6Tj1Yc5Gd0Sa"),
+        }
+    )
     engine = make_engine(url)
-    job = batch_job(gate)
-    handle = start_background(settings, engine, job=job)
-    app = FastAPI()
-    include_service_routes(app, settings, engine, launcher=handle.launcher)
-    run_service(settings, engine, app, host="127.0.0.1", port=port, handle=handle)
+    launcher_for(settings, engine, job=batch_job(gate))
+    app = create_app(settings, engine=engine, background=background, migrate=False)
+    # uvicorn re-raises SIGTERM to the previous handler once it has shut down; make that a no-op
+    # so the process can report below (``newsletter serve`` should do the same).
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
     with session_scope(engine) as session:
         left = session.execute(
             select(func.count()).select_from(Delivery).where(Delivery.status == "sending")
         ).scalar_one()
     print(json.dumps({"exited": True, "sending_left": left}), flush=True)
-
-
-def _secret(value: str) -> Any:
-    from pydantic import SecretStr
-
-    return SecretStr(value)
 
 
 def main(argv: list[str]) -> None:
