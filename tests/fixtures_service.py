@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
 from newsletter.db import session_scope
-from newsletter.models import IssuePaperRow, IssueRow, PaperRow, RunRow, SummaryRow
+from newsletter.models import IssuePaperRow, IssueRow, PaperRow, RunRow
 from newsletter.runner import JobResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,19 +144,3 @@ def add_issue(
                 )
             )
         return issue.id
-
-
-def add_summary(engine: Engine, arxiv_id: str, *, model: str, tldr: str, **sections: str) -> None:
-    with session_scope(engine) as session:
-        session.add(
-            SummaryRow(
-                arxiv_id=arxiv_id,
-                version=1,
-                model=model,
-                prompt_hash="h",
-                language="English",
-                source="abstract",
-                tldr=tldr,
-                sections=dict(sections),
-            )
-        )
