@@ -9,7 +9,6 @@ row, in the calling thread.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import threading
 import time
@@ -81,9 +80,11 @@ def pipeline_job(
     trigger: str,
     stop: threading.Event,
 ) -> Any:
-    """The real digest: the pipeline branch's ``run_pipeline`` (the one integration point)."""
-    pipeline = importlib.import_module("newsletter.pipeline")
-    return pipeline.run_pipeline(settings, date=date, send=True, trigger=trigger, engine=engine)
+    """The real digest (the one integration point). ``stop`` is not passed on yet: the pipeline
+    must hand it to ``send_issue(stop=...)`` so a shutdown stops between batches."""
+    from newsletter.pipeline import run_pipeline
+
+    return run_pipeline(settings, date=date, send=True, trigger=trigger, engine=engine)
 
 
 def as_job_result(value: Any) -> JobResult:
@@ -93,8 +94,12 @@ def as_job_result(value: Any) -> JobResult:
     if isinstance(value, str):
         return JobResult(outcome=value)
 
+    counts = getattr(value, "counts", None)
+
     def count(name: str) -> int:
-        raw = getattr(value, name, 0)
+        raw = getattr(value, name, None)
+        if raw is None and isinstance(counts, dict):
+            raw = counts.get(name)
         return int(raw) if isinstance(raw, int | float) else 0
 
     message = getattr(value, "message", None)

@@ -153,3 +153,16 @@ def test_two_processes_racing_run_the_day_once(
     assert count_runs(engine, outcome="ok") == 1
     with session_scope(engine) as session:
         assert session.exec(select(IssueRow.status).where(IssueRow.date == DAY)).one() == "sent"
+
+
+def test_pipeline_style_results_are_converted() -> None:
+    from newsletter.runner import as_job_result
+
+    class Result:
+        outcome = "ok"
+        counts = {"papers": 30, "emails_sent": 7}
+        message = "done"
+
+    converted = as_job_result(Result())
+    assert (converted.outcome, converted.papers, converted.emails_sent) == ("ok", 30, 7)
+    assert converted.message == "done"
