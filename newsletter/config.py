@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "NEWSLETTER_"
 CONFIG_ENV = "NEWSLETTER_CONFIG"
@@ -137,6 +145,13 @@ class ScheduleSettings(_Section):
     cron: str = Field("40 5 * * 1-5", description="Crontab expression")
     timezone: str = Field("UTC", description="Time zone of the crontab")
     misfire_grace_seconds: int = Field(3600, ge=0, description="Late runs allowed within this")
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> ScheduleSettings:
+        from newsletter.crontab import crontab_trigger
+
+        crontab_trigger(self.cron, self.timezone)  # ValueError names the bad field
+        return self
 
 
 class WebSettings(_Section):

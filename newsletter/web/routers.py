@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 
 def default_routers() -> list[APIRouter]:
+    from newsletter.web import archive, feeds, ops
     from newsletter.web.subscriber_routes import router as subscriber_router
 
-    return [subscriber_router]
+    return [subscriber_router, archive.router, feeds.router, ops.router, ops.admin_router]

@@ -1,0 +1,82 @@
+"""Day locks on SQLite and PostgreSQL: exclusive, non-blocking, released, stale takeover."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from newsletter.db import make_engine
+from newsletter.locking import DayLock, advisory_key, day_lock
+from tests.fixtures_service import start_worker, wait_for
+
+
+def test_second_holder_is_refused_until_release(engine: Engine, database_url: str) -> None:
+    other = make_engine(database_url)  # a separate pool: another "process" as far as locks go
+    try:
+        with day_lock(engine, "digest:2026-05-04") as first:
+            assert first
+            with day_lock(other, "digest:2026-05-04") as second:
+                assert not second
+            with day_lock(other, "digest:2026-05-05") as different_day:
+                assert different_day
+        with day_lock(other, "digest:2026-05-04") as after_release:
+            assert after_release
+    finally:
+        other.dispose()
+
+
+def test_release_is_idempotent_and_reacquire_works(engine: Engine) -> None:
+    lock = DayLock(engine, "x")
+    assert lock.acquire()
+    assert lock.acquire()  # already ours
+    lock.release()
+    lock.release()
+    assert DayLock(engine, "x").acquire()
+
+
+def test_advisory_key_is_stable_and_signed_64_bit() -> None:
+    key = advisory_key("digest:2026-05-04")
+    assert key == advisory_key("digest:2026-05-04")
+    assert key != advisory_key("digest:2026-05-05")
+    assert -(2**63) <= key < 2**63
+
+
+def test_sqlite_stale_lock_is_taken_over_and_old_holder_cannot_free_it(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    t0 = dt.datetime(2026, 5, 4, 5, 40, tzinfo=dt.UTC)
+    now = [t0]
+    old = DayLock(engine, "digest:d", ttl=dt.timedelta(hours=1), clock=lambda: now[0])
+    new = DayLock(engine, "digest:d", ttl=dt.timedelta(hours=1), clock=lambda: now[0])
+    assert old.acquire()
+    now[0] = t0 + dt.timedelta(minutes=59)
+    assert not new.acquire()
+    now[0] = t0 + dt.timedelta(hours=1, minutes=1)
+    assert new.acquire()
+    old.release()  # the old holder's release must not delete the new holder's row
+    third = DayLock(engine, "digest:d", clock=lambda: now[0])
+    assert not third.acquire()
+    new.release()
+    assert third.acquire()
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_lock_dies_with_the_holding_process(engine: Engine, database_url: str) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    proc = start_worker(["hold-lock", database_url, "digest:kill"])
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held"
+        assert not DayLock(engine, "digest:kill").acquire()
+        proc.kill()
+        proc.wait(timeout=10)
+        lock = DayLock(engine, "digest:kill")
+        wait_for(lock.acquire, what="the server to drop the dead process's lock")
+        lock.release()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
