@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +26,9 @@ from newsletter.arxiv_client import ArxivClient, ArxivError
 from newsletter.arxiv_source import fetch_announcement
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
-from newsletter.domain import Announcement, IssueView, Summary
+from newsletter.domain import Announcement, IssueView, Paper, Summary
+from newsletter.email.loading import active_subscribers
+from newsletter.email.selection import Selection, select_all
 from newsletter.models import RunRow, utcnow
 from newsletter.ranking import Ranking, rank_papers
 
@@ -52,6 +56,9 @@ class RunContext:
     issue_id: int | None = None
     view: IssueView | None = None
     summaries: dict[str, Summary] = field(default_factory=dict)  # filled by a summarise stage
+    selections: dict[int, Selection] | None = None  # per subscriber, computed once per run
+    stop_event: threading.Event = field(default_factory=threading.Event)  # graceful shutdown
+    record_run: bool = True  # False when a caller (the scheduler's runner) records the run
     outputs: dict[str, Path] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     outcome: Outcome | None = None
@@ -203,6 +210,50 @@ def issue_stage(ctx: RunContext) -> None:
     log.info("issue %s %s (id %s)", ann.date, "rebuilt in place" if rebuilt else "built", issue.id)
 
 
+def papers_by_readership(view: IssueView, selections: Iterable[Selection]) -> list[Paper]:
+    """Digest and selected papers, most-read first (the digest counts as one more reader)."""
+    readers: Counter[str] = Counter()
+    for entry in view.digest:
+        readers[entry.paper.arxiv_id] += 1
+    for selection in selections:
+        for entry in selection.entries:
+            readers[entry.paper.arxiv_id] += 1
+    by_id = {e.paper.arxiv_id: e.paper for e in view.pool}
+    by_id.update({e.paper.arxiv_id: e.paper for e in view.digest})
+    order = {e.paper.arxiv_id: i for i, e in enumerate(view.digest)}
+    pool_pos = {e.paper.arxiv_id: len(order) + i for i, e in enumerate(view.pool)}
+    ranked = sorted(readers, key=lambda a: (-readers[a], order.get(a, pool_pos.get(a, 0))))
+    return [by_id[a] for a in ranked if a in by_id]
+
+
+def subscriber_selections(ctx: RunContext) -> dict[int, Selection]:
+    """Every active subscriber's selection of today's issue (computed once, reused by send)."""
+    if ctx.selections is None:
+        view = _need(ctx.view, "issue")
+        with session_scope(ctx.engine) as session:
+            subscribers = list(active_subscribers(session))
+        ctx.selections = select_all(view, subscribers, ctx.settings)
+    return ctx.selections
+
+
+def summarise_stage(ctx: RunContext) -> None:
+    """Summaries for the papers readers will see, most-read first (cached ones cost nothing)."""
+    from newsletter.summaries import summarise_papers
+
+    view = _need(ctx.view, "issue")
+    if ctx.settings.ai_summary.enabled:
+        papers = papers_by_readership(view, subscriber_selections(ctx).values())
+    else:
+        papers = []
+    fetch_pdf = ctx.client.fetch_pdf if ctx.client is not None else None
+    run = summarise_papers(ctx.engine, ctx.settings, papers, pdf_fetcher=fetch_pdf)
+    ctx.summaries = dict(run.summaries)
+    ctx.counts["model_calls"] = run.calls
+    ctx.counts["summary_failures"] = len(run.failures)
+    if not run.disabled_reason:
+        log.info(run.describe())
+
+
 def archive_stage(ctx: RunContext) -> None:
     """Write the issue's Markdown page and refresh the archive index."""
     view = _need(ctx.view, "issue")
@@ -218,6 +269,7 @@ DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("store", store_stage),
     Stage("rank", rank_stage),
     Stage("issue", issue_stage),
+    Stage("summarise", summarise_stage),
     Stage("archive", archive_stage),
 )
 
@@ -271,11 +323,15 @@ def run_pipeline(
     console: Console | None = None,
     today: dt.date | None = None,
     stages: Sequence[Stage] = DEFAULT_STAGES,
+    stop: threading.Event | None = None,
+    record_run: bool = True,
 ) -> RunResult:
     """Run every stage in order and record the run; never raises for a failed stage.
 
     ``today`` pins arXiv's current date (for ``--date`` range checks); ``stages`` lets callers
-    and tests run a different list (``DEFAULT_STAGES`` plus or minus some).
+    and tests run a different list (``DEFAULT_STAGES`` plus or minus some). ``stop`` asks the
+    send stage to finish its in-flight batch and return (graceful shutdown); ``record_run=False``
+    leaves the ``runs`` row to a caller that keeps its own (the scheduler's runner).
     """
     own_engine = engine is None
     eng = make_engine(settings.database_url) if engine is None else engine
@@ -288,12 +344,15 @@ def run_pipeline(
         trigger=trigger,
         client=client,
         today=today,
+        stop_event=stop if stop is not None else threading.Event(),
+        record_run=record_run,
     )
     error: BaseException | None = None
     try:
         try:
             upgrade(eng)
-            ctx.run_id = _record_start(eng, ctx)
+            if record_run:
+                ctx.run_id = _record_start(eng, ctx)
         except Exception as exc:
             log.debug("migration failed", exc_info=True)
             ctx.message = f"database {settings.database_url!r} could not be prepared: {exc}"

@@ -80,11 +80,18 @@ def pipeline_job(
     trigger: str,
     stop: threading.Event,
 ) -> Any:
-    """The real digest (the one integration point). ``stop`` is not passed on yet: the pipeline
-    must hand it to ``send_issue(stop=...)`` so a shutdown stops between batches."""
+    """The real digest; ``stop`` reaches the sender, so a shutdown stops between batches."""
     from newsletter.pipeline import run_pipeline
 
-    return run_pipeline(settings, date=date, send=True, trigger=trigger, engine=engine)
+    return run_pipeline(
+        settings,
+        date=date,
+        send=True,
+        trigger=trigger,
+        engine=engine,
+        stop=stop,
+        record_run=False,
+    )
 
 
 def as_job_result(value: Any) -> JobResult:

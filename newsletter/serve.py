@@ -1,39 +1,39 @@
 """``newsletter serve``: the web app under uvicorn, with the scheduler beside it.
 
-The scheduler arrives with a later part; ``start_background`` is its seam: it is called once
-the database is migrated (unless ``--no-scheduler`` or ``schedule.enabled`` is false) and may
-return a function that stops what it started.
+``newsletter.service.background`` starts the daily schedule once the database is migrated
+(unless ``--no-scheduler`` or ``schedule.enabled`` is false) and stops it gracefully with the
+app: on SIGTERM uvicorn shuts the app down, the scheduler stops, and a running digest finishes
+its in-flight batch and records where it stopped.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import Engine
 
 from newsletter.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
 
-def start_background(settings: Settings, engine: Engine) -> Callable[[], None] | None:
-    """Start the daily scheduler. Not implemented yet: logs once and does nothing."""
-    log.info("scheduler: not available in this version; serving the web app only")
-    return None
-
-
 def serve(settings: Settings, *, host: str, port: int, scheduler: bool = True) -> None:
     """Run the web app (and the scheduler) until SIGINT/SIGTERM. ConfigError on a bad key."""
     import uvicorn
 
+    from newsletter.service import background
     from newsletter.web.app import create_app
 
     enabled = scheduler and settings.schedule.enabled
-    app = create_app(settings, background=start_background if enabled else None)
+    if not enabled:
+        log.info("scheduler off: serving the web app only")
+    app = create_app(settings, background=background if enabled else None)
+    # uvicorn re-raises the signal it caught once it has shut down; a no-op handler makes a
+    # SIGTERM'd service exit 0 after its graceful stop instead of dying by the signal.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
     uvicorn.run(
         app,
         host=host,
