@@ -1,0 +1,1 @@
+"""The digest e-mail's content: per-subscriber selection, rendering and headers."""
