@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import socket
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Mapping
@@ -235,6 +236,8 @@ class SendGridBackend:
         self.timeout = timeout
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.sleep, self.rng, self.clock = sleep, rng or random.Random(), clock
+        self.requests = 0  # HTTP requests made, retries included (for reports and benchmarks)
+        self._count_lock = threading.Lock()
 
     def backoff(self, attempt: int, retry_after: str | None) -> float:
         """Retry-After when the server gives one, else full-jitter exponential backoff."""
@@ -248,6 +251,8 @@ class SendGridBackend:
         """One request with its retries; never raises for delivery problems."""
         attempt = 0
         while True:
+            with self._count_lock:
+                self.requests += 1
             try:
                 response = self.client.client.mail.send.post(
                     request_body=body, timeout=self.timeout
