@@ -84,9 +84,6 @@ def _statuses(engine: Engine) -> Counter[str]:
         return Counter(conn.execute(select(t.status)).scalars())
 
 
-@pytest.mark.parametrize(
-    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
 def test_sigkill_at_several_points_sends_everyone_once(engine: Engine, database_url: str) -> None:
     seed_issue(engine)
     seed_subscribers(engine, N)
