@@ -27,6 +27,7 @@ from newsletter.delivery.backends.smtp import SMTPBackend
 from newsletter.delivery.send import send_issue
 from tests.fixtures_delivery import delivery_settings, recorded_view, seed_issue, seed_subscribers
 from tests.fixtures_email import RECORDED_DAY
+from tests.test_delivery_sendgrid import batch
 
 USER, PASSWORD = "digest", "s3cret-pass"
 
@@ -67,6 +68,16 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.connections: set[int] = set()
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("r1@"):
+            return "550 no such mailbox"
+        if address.startswith("r2@"):
+            return "451 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.connections.add(id(session))  # aiosmtpd keeps one session object per connection
@@ -138,19 +149,23 @@ def test_issue_over_smtp_one_connection_per_batch(
     assert msg["List-Unsubscribe"].startswith("<https://digest.example.org/unsubscribe/")
 
 
-def test_wrong_password_is_a_retry_not_a_loss(cert: tuple[Path, Path]) -> None:
+def test_refused_recipients_fail_or_retry_by_reply_code(cert: tuple[Path, Path]) -> None:
     controller, inbox = _server(cert, "starttls")
     try:
         backend = SMTPBackend(
             "127.0.0.1",
             controller.port,
             user=USER,
-            password="wrong",
+            password=PASSWORD,
             ssl_context=ssl.create_default_context(cafile=str(cert[0])),
         )
-        from tests.test_delivery_sendgrid import batch
-
-        outcomes = backend.send_batch(batch(2))
+        outcomes = backend.send_batch(batch(4))
     finally:
         controller.stop()
-    assert {o.status for o in outcomes.values()} == {"retry"} and inbox.messages == []
+    assert [outcomes[f"<m{i}@example.org>"].status for i in range(4)] == [
+        "sent",
+        "failed",  # 550: final
+        "retry",  # 451: passing
+        "sent",
+    ]
+    assert [r for _, (r,), _ in inbox.messages] == ["r0@example.com", "r3@example.com"]
