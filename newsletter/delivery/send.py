@@ -311,17 +311,18 @@ def send_issue(
             outbox.mark(engine, gone, "skipped", "no longer active or nothing matched")
             report.skipped += len(gone)
         report.recipients = sum(len(v) for v in groups.values())
-        with _timed(t, "render"):
-            renderer = DigestRenderer(settings)
-            bodies = {
-                key: renderer.render(view, sel, summaries or {})
-                for key, sel in chosen_selection.items()
-            }
-        report.distinct_bodies = len(bodies)
+        renderer = DigestRenderer(settings)
+        report.distinct_bodies = len(chosen_selection)
         categories = ("digest", f"digest-{issue_date.isoformat()}")
+
+        def render(key: Any) -> RenderedEmail:
+            with _timed(t, "render"):
+                return renderer.render(view, chosen_selection[key], summaries or {})
+
         with _timed(t, "send"):
             runner = _Sender(engine, settings, chosen, report, stop)
-            _run_all(runner, bodies, plan_batches(groups, chosen.max_batch), categories, settings)
+            _run_all(runner, render, plan_batches(groups, chosen.max_batch), categories, settings)
+        t["send"] -= t.get("render", 0.0)
         report.stopped = stop.is_set()
         report.requests = int(getattr(chosen, "requests", report.batches))
         report.totals = outbox.counts(engine, issue_id)
@@ -335,21 +336,28 @@ def send_issue(
 
 def _run_all(
     runner: _Sender,
-    bodies: Mapping[Any, RenderedEmail],
+    render: Callable[[Any], RenderedEmail],
     batches: Sequence[tuple[Any, list[_Item]]],
     categories: tuple[str, ...],
     settings: Settings,
 ) -> None:
-    """At most ``delivery.concurrency`` batches in flight; stop taking new ones on ``stop``."""
+    """At most ``delivery.concurrency`` batches in flight; stop taking new ones on ``stop``.
+
+    Bodies are rendered just before their first batch and dropped after their last, so memory
+    holds only the bodies in flight, not one per distinct selection.
+    """
     slots = threading.BoundedSemaphore(settings.delivery.concurrency)
     futures: list[Future[None]] = []
+    current: tuple[Any, RenderedEmail] | None = None
     with ThreadPoolExecutor(max_workers=settings.delivery.concurrency) as pool:
         for key, items in batches:
             slots.acquire()
             if runner.stop.is_set():
                 slots.release()
                 break
-            future = pool.submit(runner.run_batch, bodies[key], items, categories)
+            if current is None or current[0] != key:
+                current = (key, render(key))
+            future = pool.submit(runner.run_batch, current[1], items, categories)
             future.add_done_callback(lambda _f: slots.release())
             futures.append(future)
     for future in futures:
