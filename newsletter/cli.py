@@ -78,6 +78,8 @@ def db_upgrade(config: ConfigOption = None) -> None:
 
 
 def main() -> None:
+    import newsletter.cli_delivery  # noqa: F401  (registers `send`)
+
     app()
 
 
