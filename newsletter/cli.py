@@ -82,6 +82,8 @@ import newsletter.cli_pipeline  # noqa: E402,F401  (registers run and demo)
 
 
 def main() -> None:
+    import newsletter.cli_delivery  # noqa: F401  (registers `send`)
+
     app()
 
 

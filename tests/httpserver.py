@@ -37,9 +37,11 @@ class TestServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self) -> None:
+    def __init__(self, *, record: bool = True) -> None:
+        """``record=False`` keeps no requests (benchmarks: bodies would fill the memory)."""
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[Request] = []
+        self.record = record
         self._lock = threading.Lock()
         outer = self
 
@@ -61,8 +63,9 @@ class TestServer:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                 )
-                with outer._lock:
-                    outer.requests.append(req)
+                if outer.record:
+                    with outer._lock:
+                        outer.requests.append(req)
                 handler = outer.routes.get((self.command, parts.path)) or outer.routes.get(
                     (self.command, "*")
                 )

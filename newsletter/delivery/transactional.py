@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 from email.message import EmailMessage
-from pathlib import Path
 
 from newsletter.config import Settings
+from newsletter.delivery.backends import Backend, make_backend
 
 
-def send_message(settings: Settings, msg: EmailMessage) -> None:
-    """Send one message. File backend only for now: an .eml file in ``delivery.outbox_dir``."""
-    outbox = Path(settings.delivery.outbox_dir)
-    outbox.mkdir(parents=True, exist_ok=True)
-    path = outbox / f"{uuid.uuid4().hex}.eml"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(bytes(msg))
-    tmp.replace(path)
+class DeliveryError(RuntimeError):
+    """A one-off message was not accepted; the message says why (never the secret)."""
+
+
+def send_message(
+    settings: Settings,
+    msg: EmailMessage,
+    *,
+    environ: Mapping[str, str] | None = None,
+    backend: Backend | None = None,
+) -> str | None:
+    """Send one message now; returns the provider's id (file name for the outbox)."""
+    chosen = backend or make_backend(settings, environ)
+    try:
+        outcome = chosen.send_message(msg)
+    finally:
+        if backend is None:
+            chosen.close()
+    if outcome.status != "sent":
+        raise DeliveryError(f"{chosen.name}: {outcome.status}: {outcome.error}")
+    return outcome.provider_id

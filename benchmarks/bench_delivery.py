@@ -1,0 +1,247 @@
+"""Delivery benchmark: 100,000 subscribers through the SendGrid backend vs the naive loop.
+
+``python -m benchmarks.bench_delivery [--subscribers N] [--naive N] [--latency S]``
+
+A local SendGrid-compatible server answers every request after ``--latency`` seconds (50 ms).
+The fast path is ``send_issue`` (select once, render once per distinct body, batches of up to
+1000 personalizations, ``delivery.concurrency`` requests in flight). The naive path is what the
+other arXiv digests do: per recipient, render the e-mail and make one request, sequentially.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import re
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import feedparser
+from pydantic import SecretStr
+from sqlalchemy import insert
+
+from newsletter.config import Settings, settings_for_tests
+from newsletter.db import make_engine, upgrade
+from newsletter.delivery.backends import Batch, Recipient, Sender
+from newsletter.delivery.backends.sendgrid import SendGridBackend
+from newsletter.delivery.send import active_prefs, send_issue
+from newsletter.domain import IssueEntry, IssueView, Paper
+from newsletter.email.headers import new_message_id
+from newsletter.email.render import PLACEHOLDERS, DigestRenderer
+from newsletter.email.selection import select_all
+from newsletter.models import IssueRow
+from subscribers.links import preferences_url, unsubscribe_url
+from subscribers.models import Subscriber
+from tests.httpserver import Request, Response, TestServer
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDED = Path("/work/shared/arxiv/api/yanhua_search-cat-cs.LG_max50_50entries_2026-04-22.xml")
+DAY = dt.date(2026, 4, 22)
+VOCAB = [
+    "learning",
+    "model",
+    "training",
+    "time",
+    "data",
+    "llm",
+    "network",
+    "neural",
+    "federated",
+    "language",
+    "graph",
+    "robust",
+    "privacy",
+    "gradient",
+    "inference",
+    "benchmark",
+    "policy",
+    "optimization",
+    "reinforcement",
+    "sampling",
+    "attention",
+    "series",
+    "quantum",
+    "transformer",
+    "causal",
+    "diffusion",
+    "kernel",
+    "bayesian",
+    "agent",
+    "vision",
+    "tabular",
+    "clustering",
+    "fairness",
+    "uncertainty",
+    "contrastive",
+    "pruning",
+    "distillation",
+    "retrieval",
+    "reasoning",
+    "memory",
+    "sparse",
+    "physics",
+    "medical",
+    "speech",
+    "adversarial",
+    "generative",
+    "embedding",
+    "forecasting",
+    "calibration",
+    "scaling",
+]
+CATS = ("cs.LG", "cs.AI", "stat.ML", "cs.CV", "cs.CL", "math.OC")
+
+
+def recorded_view(path: Path, n: int = 30) -> IssueView:
+    """A 30-paper day from the recorded arXiv API page."""
+    feed = feedparser.parse(path)
+    entries = []
+    for rank, e in enumerate(feed.entries[:n], start=1):
+        m = re.search(r"abs/([^v]+)v(\d+)$", e.id)
+        if not m:
+            continue
+        paper = Paper(
+            arxiv_id=m.group(1),
+            version=int(m.group(2)),
+            title=" ".join(e.title.split()),
+            abstract=e.summary,
+            authors=tuple(a["name"] for a in e.authors),
+            primary_category=e.arxiv_primary_category["term"],
+            categories=tuple(t["term"] for t in e.tags),
+            published=dt.datetime.fromisoformat(e.published.replace("Z", "+00:00")),
+        )
+        entries.append(IssueEntry(paper, 1.0, (), rank))
+    return IssueView(DAY, len(entries), ("cs.LG",), tuple(entries), tuple(entries))
+
+
+def seed(engine_url: str, n: int, rng: random.Random) -> None:
+    engine = make_engine(engine_url)
+    upgrade(engine)
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for i in range(n):
+        own = i % 2 == 1
+        rows.append(
+            {
+                "email": f"reader{i}@example.com",
+                "status": "active",
+                "created_at": now,
+                "status_changed_at": now,
+                "keywords": rng.sample(VOCAB, rng.randint(1, 5)) if own else [],
+                "categories": rng.sample(CATS, rng.randint(0, 3)) if own else [],
+                "include_summaries": True,
+                "token_nonce": "",
+            }
+        )
+    with engine.begin() as conn:
+        for start in range(0, n, 5000):
+            conn.execute(insert(Subscriber.__table__), rows[start : start + 5000])  # type: ignore[attr-defined]
+        conn.execute(
+            insert(IssueRow.__table__).values(  # type: ignore[attr-defined]
+                date=DAY, categories=["cs.LG"], created_at=now, updated_at=now
+            )
+        )
+    engine.dispose()
+
+
+def fake_sendgrid(latency: float) -> TestServer:
+    server = TestServer(record=False)
+    counter = iter(range(1, 10**9))
+    lock = threading.Lock()
+
+    def handle(_req: Request) -> Response:
+        time.sleep(latency)  # the provider's answer time
+        with lock:
+            n = next(counter)
+        return Response(202, b"", headers={"X-Message-Id": f"sg-{n}"})
+
+    server.routes[("POST", "/v3/mail/send")] = handle
+    return server
+
+
+def naive(settings: Settings, view: IssueView, url: str, count: int, engine_url: str) -> float:
+    """The other digests' way: per recipient render + one request, one after the other."""
+    engine = make_engine(engine_url)
+    prefs = active_prefs(engine)[:count]
+    selections = select_all(view, prefs, settings)
+    renderer = DigestRenderer(settings)
+    backend = SendGridBackend("SG.bench", url, max_retries=0)
+    sender = Sender(settings.email.from_email, settings.email.from_name)
+    start = time.perf_counter()
+    for p in prefs:
+        sel = selections.get(p.id)
+        if sel is None:
+            continue
+        body = renderer.render(view, sel, {})
+        rcpt = Recipient(
+            p.email,
+            new_message_id(settings, DAY, p.id),
+            {
+                PLACEHOLDERS["unsubscribe_url"]: unsubscribe_url(settings, p.id),
+                PLACEHOLDERS["preferences_url"]: preferences_url(settings, p.id),
+            },
+        )
+        backend.send_batch(Batch(body, (rcpt,), sender))
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return len(selections) / elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--subscribers", type=int, default=100_000)
+    ap.add_argument("--naive", type=int, default=1_000)
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--data", type=Path, default=RECORDED)
+    args = ap.parse_args(argv)
+    rng = random.Random(42)
+    view = recorded_view(args.data)
+    with tempfile.TemporaryDirectory() as tmp, fake_sendgrid(args.latency) as server:
+        url = f"sqlite:///{tmp}/bench.db"
+        t0 = time.perf_counter()
+        seed(url, args.subscribers, rng)
+        print(f"seeded {args.subscribers:,} subscribers in {time.perf_counter() - t0:.1f} s")
+        settings = settings_for_tests(
+            database_url=url,
+            categories=["cs.LG"],
+            base_url="https://digest.example.org",
+            delivery={
+                "backend": "sendgrid",
+                "sendgrid_host": server.url,
+                "concurrency": args.concurrency,
+            },
+        ).model_copy(update={"secret_key": SecretStr("bench-secret-key-0123456789abcdef")})
+        engine = make_engine(url)
+        t0 = time.perf_counter()
+        report = send_issue(
+            engine, settings, DAY, view=view, environ={"SENDGRID_API_KEY": "SG.bench"}
+        )
+        wall = time.perf_counter() - t0
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        engine.dispose()
+        fast_rate = report.sent / wall
+        print(
+            f"\nbatched ({args.concurrency} requests in flight, {args.latency * 1000:.0f} ms each):"
+        )
+        for stage, seconds in report.timings.items():
+            print(f"  {stage:<8} {seconds:8.2f} s")
+        print(f"  total    {wall:8.2f} s  for {report.sent:,} handed over ({fast_rate:,.0f}/s)")
+        print(f"  no match {report.no_match:,}; failed {report.failed}; deferred {report.deferred}")
+        print(f"  requests {report.requests:,}; distinct bodies {report.distinct_bodies:,}")
+        print(f"  peak memory (max RSS) {peak_mb:,.0f} MB")
+        slow_rate = naive(settings, view, server.url, args.naive, url)
+        print(f"\nnaive (render + 1 request per recipient, sequential), first {args.naive:,}:")
+        print(f"  {slow_rate:,.1f} recipients/s")
+        print(f"\nratio batched / naive: {fast_rate / slow_rate:,.0f}x")
+        ok = wall < 60 and fast_rate / slow_rate >= 100 and peak_mb < 500
+        print(f"targets (< 60 s, >= 100x, < 500 MB): {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""What every backend speaks: a batch (one body, many recipients) in, one outcome per recipient out.
+
+The body keeps the renderer's placeholders; each recipient brings the values for them
+(``substitutions``) and their own headers. SendGrid substitutes server side; the file and SMTP
+backends substitute locally with the same plain string replacement, so every backend delivers the
+same bytes to a reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Literal, Protocol
+
+OutcomeStatus = Literal["sent", "retry", "failed", "unknown"]
+
+
+class Content(Protocol):
+    """A rendered e-mail (``newsletter.email.render.RenderedEmail`` fits)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    email: str
+    name: str = ""
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One reader of a batch. ``message_id`` is ours (RFC 5322 Message-ID, with angle brackets)."""
+
+    email: str
+    message_id: str
+    substitutions: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One body for many recipients; ``headers`` are shared by all of them (e.g. List-Id)."""
+
+    content: Content
+    recipients: tuple[Recipient, ...]
+    sender: Sender
+    headers: Mapping[str, str] = field(default_factory=dict)
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one recipient.
+
+    ``sent``: accepted by the provider (``provider_id`` when it gives one); ``retry``: refused for a
+    passing reason (429/5xx/connection refused) and retries are used up, safe to send again;
+    ``failed``: refused for good (other 4xx, invalid data); ``unknown``: the request may or may
+    not have been accepted (a timeout after sending): the in-flight policy decides.
+    """
+
+    status: OutcomeStatus
+    provider_id: str | None = None
+    error: str | None = None
+
+
+class Backend(Protocol):
+    """A delivery backend. ``max_batch`` caps the recipients of one ``send_batch`` call."""
+
+    name: str
+    max_batch: int
+
+    def send_batch(self, batch: Batch) -> dict[str, Outcome]:
+        """Send and return an outcome per ``Recipient.message_id``; never raises for delivery."""
+        ...
+
+    def send_message(self, msg: EmailMessage) -> Outcome:
+        """Send one ready-made message (transactional mail)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InvalidMessage(ValueError):
+    """Data that must never reach a provider (e.g. CR/LF in a header): a permanent failure."""
+
+
+def substitute(text: str, substitutions: Mapping[str, str]) -> str:
+    """Replace each placeholder by its value, as SendGrid's substitutions do."""
+    for key, value in substitutions.items():
+        text = text.replace(key, value)
+    return text
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse header injection: no CR, LF or NUL in names or values, names printable ASCII."""
+    if not name or any(c in name for c in "\r\n\0: ") or not name.isascii():
+        raise InvalidMessage(f"invalid header name {name!r}")
+    if any(c in value for c in "\r\n\0"):
+        raise InvalidMessage(f"header {name} contains CR, LF or NUL")
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        check_header(name, value)

@@ -1,0 +1,304 @@
+"""SendGrid v3 Mail Send with the official ``sendgrid`` package.
+
+One request carries one body and up to 1000 personalizations, each with its own ``to``,
+``substitutions`` (the personal links), ``headers`` (List-Unsubscribe) and ``custom_args`` (our
+Message-ID only: never personal data, since custom args travel into SendGrid's event stream).
+Every documented limit is checked here before a byte leaves, because a refused request costs a
+whole batch: 1000 personalizations, 30 MB per request, 10,000 bytes of custom args and of
+substitutions per personalization, 10 categories. 429 and 5xx are retried with exponential
+backoff and jitter, honouring ``Retry-After``; other 4xx fail those recipients for good.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import socket
+import threading
+import time
+import urllib.error
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import (
+    Category,
+    Content,
+    CustomArg,
+    From,
+    Header,
+    Mail,
+    MailSettings,
+    Personalization,
+    ReplyTo,
+    SandBoxMode,
+    Substitution,
+    To,
+)
+
+from newsletter.delivery.backends.base import (
+    Batch,
+    InvalidMessage,
+    Outcome,
+    Recipient,
+    check_header,
+    check_headers,
+)
+
+MAX_PERSONALIZATIONS = 1000
+MAX_REQUEST_BYTES = 30 * 1000 * 1000
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_SUBSTITUTIONS_BYTES = 10_000
+MAX_CATEGORIES = 10
+MAX_CATEGORY_CHARS = 255
+# Headers SendGrid sets itself (or refuses); ours go in fields or are left to the provider.
+RESERVED_HEADERS = frozenset(
+    {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+        "date",
+        "message-id",
+        "mime-version",
+    }
+)
+MESSAGE_ID_ARG = "message_id"
+
+Sleep = Callable[[float], None]
+log = logging.getLogger(__name__)
+# The HTTP library logs request headers (the API key) and bodies (addresses) at DEBUG.
+logging.getLogger("python_http_client.client").setLevel(logging.INFO)
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+def _provider_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    check_headers(headers)
+    return {k: v for k, v in headers.items() if k.lower() not in RESERVED_HEADERS}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One Mail Send body and the recipients (by our Message-ID) it carries."""
+
+    body: dict[str, Any]
+    message_ids: tuple[str, ...]
+
+
+def base_mail(batch: Batch, *, sandbox: bool) -> dict[str, Any]:
+    """The message-level part of every request of a batch (no personalizations yet)."""
+    sender = batch.sender
+    for value in (sender.email, sender.name, batch.content.subject, *(batch.categories)):
+        check_header("Field", value)
+    if len(batch.categories) > MAX_CATEGORIES:
+        raise InvalidMessage(
+            f"{len(batch.categories)} categories; SendGrid allows {MAX_CATEGORIES}"
+        )
+    mail = Mail(from_email=From(sender.email, sender.name or None), subject=batch.content.subject)
+    if not (batch.content.text or batch.content.html):
+        raise InvalidMessage("the message has no content")
+    if batch.content.text:
+        mail.add_content(Content("text/plain", batch.content.text))
+    if batch.content.html:
+        mail.add_content(Content("text/html", batch.content.html))
+    if sender.reply_to:
+        check_header("Reply-To", sender.reply_to)
+        mail.reply_to = ReplyTo(sender.reply_to)
+    for cat in batch.categories:
+        if len(cat) > MAX_CATEGORY_CHARS:
+            raise InvalidMessage(f"category longer than {MAX_CATEGORY_CHARS} characters")
+        mail.add_category(Category(cat))
+    for name, value in _provider_headers(batch.headers).items():
+        mail.add_header(Header(name, value))
+    if sandbox:
+        mail.mail_settings = MailSettings(sandbox_mode=SandBoxMode(True))
+    body: dict[str, Any] = mail.get()
+    body.pop("personalizations", None)
+    return body
+
+
+def personalization(rcpt: Recipient) -> dict[str, Any]:
+    """One recipient's personalization; raises InvalidMessage if it breaks a limit."""
+    check_header("To", rcpt.email)
+    p = Personalization()
+    p.add_to(To(rcpt.email))
+    for key, value in rcpt.substitutions.items():
+        check_header("Substitution", key)
+        p.add_substitution(Substitution(key, value))
+    for name, value in _provider_headers(rcpt.headers).items():
+        p.add_header(Header(name, value))
+    p.add_custom_arg(CustomArg(MESSAGE_ID_ARG, rcpt.message_id))
+    data: dict[str, Any] = p.get()
+    if _json_size(data.get("custom_args", {})) > MAX_CUSTOM_ARGS_BYTES:
+        raise InvalidMessage(f"custom_args exceed {MAX_CUSTOM_ARGS_BYTES} bytes")
+    if _json_size(data.get("substitutions", {})) > MAX_SUBSTITUTIONS_BYTES:
+        raise InvalidMessage(f"substitutions exceed {MAX_SUBSTITUTIONS_BYTES} bytes")
+    return data
+
+
+def plan_requests(
+    batch: Batch,
+    *,
+    sandbox: bool = False,
+    max_personalizations: int = MAX_PERSONALIZATIONS,
+    max_bytes: int = MAX_REQUEST_BYTES,
+) -> tuple[list[Request], dict[str, Outcome]]:
+    """Split a batch into requests within every limit; recipients that cannot fit fail here."""
+    failed: dict[str, Outcome] = {}
+    try:
+        base = base_mail(batch, sandbox=sandbox)
+    except InvalidMessage as exc:
+        return [], {r.message_id: Outcome("failed", error=str(exc)) for r in batch.recipients}
+    base_size = _json_size({**base, "personalizations": []})
+    requests: list[Request] = []
+    chunk: list[dict[str, Any]] = []
+    ids: list[str] = []
+    size = base_size
+
+    def flush() -> None:
+        nonlocal chunk, ids, size
+        if chunk:
+            requests.append(Request({**base, "personalizations": chunk}, tuple(ids)))
+        chunk, ids, size = [], [], base_size
+
+    for rcpt in batch.recipients:
+        try:
+            data = personalization(rcpt)
+        except InvalidMessage as exc:
+            failed[rcpt.message_id] = Outcome("failed", error=str(exc))
+            continue
+        extra = _json_size(data) + 2  # ", " between items
+        if base_size + extra > max_bytes:
+            failed[rcpt.message_id] = Outcome("failed", error="message exceeds 30 MB")
+            continue
+        if len(chunk) >= max_personalizations or size + extra > max_bytes:
+            flush()
+        chunk.append(data)
+        ids.append(rcpt.message_id)
+        size += extra
+    flush()
+    return requests, failed
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class SendGridBackend:
+    """Owns SendGrid's manners: limits, retries with backoff, sandbox mode, timeouts."""
+
+    name = "sendgrid"
+    max_batch = MAX_PERSONALIZATIONS
+
+    def __init__(
+        self,
+        api_key: str,
+        host: str = "https://api.sendgrid.com",
+        *,
+        sandbox_mode: bool = False,
+        max_retries: int = 5,
+        timeout: float = 30.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 120.0,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
+        self.sandbox_mode = sandbox_mode
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.sleep, self.rng, self.clock = sleep, rng or random.Random(), clock
+        self.requests = 0  # HTTP requests made, retries included (for reports and benchmarks)
+        self._count_lock = threading.Lock()
+
+    def backoff(self, attempt: int, retry_after: str | None) -> float:
+        """Retry-After when the server gives one, else full-jitter exponential backoff."""
+        told = retry_after_seconds(retry_after, self.clock())
+        if told is not None:
+            return min(told, self.backoff_max)
+        ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def post(self, body: dict[str, Any]) -> Outcome:
+        """One request with its retries; never raises for delivery problems."""
+        attempt = 0
+        while True:
+            with self._count_lock:
+                self.requests += 1
+            try:
+                response = self.client.client.mail.send.post(
+                    request_body=body, timeout=self.timeout
+                )
+            except HTTPError as exc:
+                status = int(exc.status_code)
+                error = f"SendGrid {status}: {_short(exc.body)}"
+                if status != 429 and status < 500:
+                    return Outcome("failed", error=error)
+                retry_after = exc.headers.get("Retry-After") if exc.headers else None
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if not isinstance(reason, ConnectionRefusedError | socket.gaierror):
+                    return Outcome("unknown", error=f"SendGrid request: {reason}")
+                error, retry_after = f"SendGrid unreachable: {reason}", None
+            except (TimeoutError, OSError) as exc:
+                # The request may have reached SendGrid: the outcome is not ours to guess.
+                return Outcome("unknown", error=f"SendGrid request: {type(exc).__name__}: {exc}")
+            else:
+                provider_id = response.headers.get("X-Message-Id") if response.headers else None
+                return Outcome("sent", provider_id=provider_id)
+            if attempt >= self.max_retries:
+                return Outcome("retry", error=f"{error} (gave up after {attempt + 1} attempts)")
+            delay = self.backoff(attempt, retry_after)
+            log.warning("SendGrid: %s; retrying in %.1f s", error, delay)
+            self.sleep(delay)
+            attempt += 1
+
+    def send_batch(self, batch: Batch) -> dict[str, Outcome]:
+        requests, outcomes = plan_requests(batch, sandbox=self.sandbox_mode)
+        for req in requests:
+            outcome = self.post(req.body)
+            for mid in req.message_ids:
+                outcomes[mid] = outcome
+        return outcomes
+
+    def send_message(self, msg: EmailMessage) -> Outcome:
+        from newsletter.delivery.mime import batch_from_message
+
+        batch = batch_from_message(msg)
+        return next(iter(self.send_batch(batch).values()))
+
+    def close(self) -> None:
+        pass
+
+
+def _short(body: object) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    return text[:300]

@@ -1,0 +1,144 @@
+"""SendGrid Event Webhook: verify the signature, then turn events into suppressions (pure + DB).
+
+Verification is over the raw body exactly as received (timestamp + body, ECDSA P-256/SHA-256,
+the ``sendgrid`` package's ``EventWebhook``). Each event is handled once: its ``sg_event_id`` is
+stored in ``webhook_events`` in the same transaction as its effect, so a redelivery changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from newsletter.delivery.backends.sendgrid import MESSAGE_ID_ARG
+from newsletter.delivery.suppression import suppress
+from newsletter.delivery_models import Delivery, WebhookEvent
+from subscribers.models import Subscriber
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+# Event -> suppression reason. A "blocked" bounce is temporary and suppresses nobody.
+REASONS = {
+    "bounce": "bounced",
+    "dropped": "bounced",
+    "spamreport": "complained",
+    "unsubscribe": "unsubscribed",
+    "group_unsubscribe": "unsubscribed",
+}
+DT = Delivery.__table__.c  # type: ignore[attr-defined]
+ST = Subscriber.__table__.c  # type: ignore[attr-defined]
+
+
+class WebhookRejected(Exception):
+    """The request is refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class WebhookResult:
+    received: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    ignored: int = 0
+
+
+def verify(
+    public_key: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    max_age_seconds: int,
+) -> list[dict[str, Any]]:
+    """The events of a signed, fresh request; raises WebhookRejected otherwise."""
+    if not public_key:
+        raise WebhookRejected(503, "the event webhook is not configured")
+    signature = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER)
+    timestamp = headers.get(TIMESTAMP_HEADER.lower()) or headers.get(TIMESTAMP_HEADER)
+    if not signature or not timestamp:
+        raise WebhookRejected(403, "unsigned request")
+    try:
+        sent_at = int(timestamp)
+    except ValueError as exc:
+        raise WebhookRejected(403, "bad timestamp") from exc
+    if abs(now - sent_at) > max_age_seconds:
+        raise WebhookRejected(403, "stale or future timestamp")
+    try:
+        payload = body.decode("utf-8")
+        ok = EventWebhook(public_key).verify_signature(payload, signature, timestamp)
+    except (UnicodeDecodeError, binascii.Error, ValueError, UnsupportedAlgorithm) as exc:
+        raise WebhookRejected(403, "bad signature") from exc
+    if not ok:
+        raise WebhookRejected(403, "bad signature")
+    try:
+        events = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise WebhookRejected(400, "body is not JSON") from exc
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise WebhookRejected(400, "body must be a JSON array of events")
+    return events
+
+
+def event_id(event: Mapping[str, Any]) -> str:
+    """SendGrid's ``sg_event_id``, or a digest of the event when it has none."""
+    given = event.get("sg_event_id")
+    if isinstance(given, str) and given:
+        return given[:128]
+    canon = json.dumps(event, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _subscriber(session: Session, event: Mapping[str, Any]) -> Subscriber | None:
+    """Find the subscriber by our Message-ID (custom arg), else by the event's address."""
+    message_id = event.get(MESSAGE_ID_ARG)
+    sid = None
+    if isinstance(message_id, str) and message_id:
+        sid = session.execute(
+            select(DT.subscriber_id).where(DT.message_id == message_id).limit(1)
+        ).scalar()
+    if sid is None and isinstance(event.get("email"), str):
+        address = str(event["email"]).strip().lower()
+        sid = session.execute(select(ST.id).where(ST.email == address)).scalar()
+    return session.get(Subscriber, sid) if sid is not None else None
+
+
+def handle_events(engine: Engine, events: list[dict[str, Any]]) -> WebhookResult:
+    """Apply each new event once (dedupe by ``sg_event_id``); unknown events are recorded only."""
+    result = WebhookResult(received=len(events))
+    with Session(engine) as session:
+        for event in events:
+            eid = event_id(event)
+            kind = str(event.get("event", ""))[:32]
+            try:
+                with session.begin_nested():
+                    session.add(WebhookEvent(sg_event_id=eid, event=kind))
+                    session.flush()
+            except IntegrityError:
+                result.duplicates += 1
+                continue
+            reason = REASONS.get(kind)
+            if kind == "bounce" and event.get("type") == "blocked":
+                reason = None
+            sub = _subscriber(session, event) if reason else None
+            if reason and sub is not None:
+                suppress(session, sub, reason)
+                result.suppressed += 1
+            else:
+                result.ignored += 1
+            session.commit()
+    return result

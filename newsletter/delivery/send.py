@@ -1,0 +1,364 @@
+"""Send one day's issue to every active subscriber, exactly once, resumable after any crash.
+
+Stages: load (issue, subscribers) -> select (pure) -> enqueue (bulk rows) -> render (once per
+distinct body) -> send (batches of identical bodies, ``delivery.concurrency`` in flight). The
+outbox module's state machine makes a rerun safe at any point; see its docstring for the
+in-flight window and ``delivery.in_flight_policy``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import escape
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from newsletter.config import Settings
+from newsletter.delivery import outbox
+from newsletter.delivery.backends import Backend, Batch, Outcome, Recipient, Sender, make_backend
+from newsletter.delivery.outbox import NewDelivery, Pending
+from newsletter.delivery.suppression import SUBS, SUPP, blocked_ids, email_hash
+from newsletter.domain import IssueView, Summary
+from newsletter.email.headers import digest_headers, list_id, new_message_id
+from newsletter.email.render import PLACEHOLDERS, DigestRenderer, RenderedEmail
+from newsletter.email.selection import Selection, SubscriberPrefs, select_all
+from newsletter.models import IssueRow, utcnow
+from subscribers.links import preferences_url, unsubscribe_url
+
+log = logging.getLogger(__name__)
+Sleep = Callable[[float], None]
+ISSUES = IssueRow.__table__.c  # type: ignore[attr-defined]
+
+
+class SendError(Exception):
+    """The issue cannot be sent (no such issue, bad configuration)."""
+
+
+@dataclass
+class SendReport:
+    """What one run did. Counts are this run's; ``totals`` are the issue's rows after it."""
+
+    issue_date: dt.date
+    backend: str
+    recipients: int = 0
+    no_match: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unknown: int = 0
+    deferred: int = 0
+    batches: int = 0
+    requests: int = 0
+    distinct_bodies: int = 0
+    stopped: bool = False
+    in_flight: list[Pending] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.totals.get("queued") and not self.totals.get("sending")
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    pending: Pending
+    email: str
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
+    """Active subscribers whose address is not suppressed, as selection input."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                SUBS.id,
+                SUBS.email,
+                SUBS.keywords,
+                SUBS.categories,
+                SUBS.max_papers,
+                SUBS.include_summaries,
+            )
+            .where(SUBS.status == "active")
+            .order_by(SUBS.id)
+        ).all()
+        suppressed = set(conn.execute(select(SUPP.email_hash)).scalars())
+    return [
+        SubscriberPrefs(
+            id=r.id,
+            email=r.email,
+            keywords=tuple(r.keywords or ()),
+            categories=tuple(r.categories or ()),
+            max_papers=r.max_papers,
+            include_summaries=bool(r.include_summaries),
+        )
+        for r in rows
+        if not suppressed or email_hash(r.email) not in suppressed
+    ]
+
+
+def _issue_id(engine: Engine, issue_date: dt.date) -> int:
+    with engine.connect() as conn:
+        found = conn.execute(select(ISSUES.id).where(ISSUES.date == issue_date)).scalar()
+    if found is None:
+        raise SendError(f"no issue for {issue_date.isoformat()}: build it first")
+    return int(found)
+
+
+def _set_issue_status(engine: Engine, issue_id: int, status: str) -> None:
+    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+    if status == "sent":
+        values["sent_at"] = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(IssueRow.__table__).where(ISSUES.id == issue_id).values(**values))  # type: ignore[attr-defined]
+
+
+def _load_view(engine: Engine, issue_date: dt.date) -> IssueView:
+    from newsletter.issue_store import load_issue
+
+    with Session(engine) as session:
+        view: IssueView | None = load_issue(session, issue_date)
+    if view is None:
+        raise SendError(f"no issue for {issue_date.isoformat()}: build it first")
+    return view
+
+
+def _safe_url(url: str) -> str:
+    """Links are substituted raw (as SendGrid does) into HTML too: they must need no escaping."""
+    if str(escape(url)) != url:
+        raise SendError("a personal link contains characters that need HTML escaping")
+    return url
+
+
+class _Sender:
+    """Runs the batches of one issue: suppression check, claim, request, record."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        backend: Backend,
+        report: SendReport,
+        stop: threading.Event,
+    ) -> None:
+        self.engine, self.settings, self.backend = engine, settings, backend
+        self.report, self.stop = report, stop
+        self.policy = settings.delivery.in_flight_policy
+        self.lock = threading.Lock()
+        s = settings
+        self.sender = Sender(s.email.from_email, s.email.from_name, s.email.reply_to)
+        self.list_id = list_id(s)
+
+    def recipient(self, item: _Item) -> Recipient:
+        sid = item.pending.subscriber_id
+        unsub = _safe_url(unsubscribe_url(self.settings, sid))
+        prefs = _safe_url(preferences_url(self.settings, sid))
+        headers = digest_headers(
+            self.settings,
+            to=item.email,
+            unsubscribe_url=unsub,
+            message_id=item.pending.message_id,
+        )
+        return Recipient(
+            email=item.email,
+            message_id=item.pending.message_id,
+            substitutions={
+                PLACEHOLDERS["unsubscribe_url"]: unsub,
+                PLACEHOLDERS["preferences_url"]: prefs,
+            },
+            headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
+        )
+
+    def run_batch(
+        self, content: RenderedEmail, items: Sequence[_Item], categories: tuple[str, ...]
+    ) -> None:
+        if self.stop.is_set():
+            return
+        with Session(self.engine) as session:
+            blocked = blocked_ids(session, [i.pending.subscriber_id for i in items])
+        skipped = [i.pending.delivery_id for i in items if i.pending.subscriber_id in blocked]
+        if skipped:
+            outbox.mark(self.engine, skipped, "skipped", "suppressed or no longer active")
+        live = [i for i in items if i.pending.subscriber_id not in blocked]
+        claimed = outbox.claim(self.engine, [i.pending.delivery_id for i in live])
+        live = [i for i in live if i.pending.delivery_id in claimed]
+        outcomes: dict[str, Outcome] = {}
+        if live:
+            try:
+                recipients = tuple(self.recipient(i) for i in live)
+                batch = Batch(
+                    content=content,
+                    recipients=recipients,
+                    sender=self.sender,
+                    headers={"List-Id": self.list_id},
+                    categories=categories,
+                )
+                outcomes = self.backend.send_batch(batch)
+            except Exception as exc:  # a bug or bad data: record it, keep the other batches going
+                log.exception("batch of %d failed before sending", len(live))
+                outcomes = {
+                    i.pending.message_id: Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+                    for i in live
+                }
+        results = [
+            (i.pending.delivery_id, outcomes.get(i.pending.message_id, Outcome("unknown")))
+            for i in live
+        ]
+        outbox.record(self.engine, results, self.policy)
+        with self.lock:
+            r = self.report
+            r.batches += 1
+            r.skipped += len(skipped)
+            for _, outcome in results:
+                target = outbox.status_after(outcome, self.policy)
+                if target == "queued":
+                    r.deferred += 1
+                else:
+                    setattr(r, target, getattr(r, target) + 1)
+
+
+def plan_batches(
+    groups: Mapping[Any, list[_Item]], max_batch: int
+) -> list[tuple[Any, list[_Item]]]:
+    """Chunks of at most ``max_batch`` recipients, each sharing one body."""
+    out: list[tuple[Any, list[_Item]]] = []
+    for key, items in groups.items():
+        for start in range(0, len(items), max_batch):
+            out.append((key, items[start : start + max_batch]))
+    return out
+
+
+def send_issue(
+    engine: Engine,
+    settings: Settings,
+    issue_date: dt.date,
+    *,
+    view: IssueView | None = None,
+    summaries: Mapping[str, Summary] | None = None,
+    environ: Mapping[str, str] | None = None,
+    backend: Backend | None = None,
+    sleep: Sleep = time.sleep,
+    stop: threading.Event | None = None,
+) -> SendReport:
+    """Deliver the issue of ``issue_date`` to every active subscriber not yet sent to.
+
+    Safe to call again after a crash or a ``stop``: it sends what is still queued and applies
+    ``delivery.in_flight_policy`` to rows a crashed run left ``sending``.
+    """
+    stop = stop or threading.Event()
+    chosen = backend or make_backend(settings, environ, sleep=sleep)
+    report = SendReport(issue_date=issue_date, backend=chosen.name)
+    t = report.timings
+    try:
+        with _timed(t, "load"):
+            issue_id = _issue_id(engine, issue_date)
+            view = view or _load_view(engine, issue_date)
+            prefs = active_prefs(engine)
+        with _timed(t, "select"):
+            selections = select_all(view, prefs, settings)
+        report.no_match = len(prefs) - len(selections)
+        emails = {p.id: p.email for p in prefs}
+        with _timed(t, "enqueue"):
+            _set_issue_status(engine, issue_id, "sending")
+            new = [
+                NewDelivery(sid, new_message_id(settings, issue_date, sid)) for sid in selections
+            ]
+            outbox.enqueue(engine, issue_id, new)
+            report.in_flight = outbox.resolve_in_flight(
+                engine, issue_id, settings.delivery.in_flight_policy
+            )
+            for row in report.in_flight:
+                log.warning(
+                    "in flight when a previous run stopped (policy %s): delivery %d, "
+                    "subscriber %d, %s",
+                    settings.delivery.in_flight_policy,
+                    row.delivery_id,
+                    row.subscriber_id,
+                    row.message_id,
+                )
+            pending = outbox.queued(engine, issue_id)
+        groups: dict[Any, list[_Item]] = defaultdict(list)
+        chosen_selection: dict[Any, Selection] = {}
+        gone: list[int] = []
+        for row in pending:
+            selection = selections.get(row.subscriber_id)
+            if selection is None:
+                gone.append(row.delivery_id)
+                continue
+            key = selection.key
+            chosen_selection.setdefault(key, selection)
+            groups[key].append(_Item(row, emails[row.subscriber_id]))
+        if gone:
+            outbox.mark(engine, gone, "skipped", "no longer active or nothing matched")
+            report.skipped += len(gone)
+        report.recipients = sum(len(v) for v in groups.values())
+        renderer = DigestRenderer(settings)
+        report.distinct_bodies = len(chosen_selection)
+        categories = ("digest", f"digest-{issue_date.isoformat()}")
+
+        def render(key: Any) -> RenderedEmail:
+            with _timed(t, "render"):
+                return renderer.render(view, chosen_selection[key], summaries or {})
+
+        with _timed(t, "send"):
+            runner = _Sender(engine, settings, chosen, report, stop)
+            _run_all(runner, render, plan_batches(groups, chosen.max_batch), categories, settings)
+        t["send"] -= t.get("render", 0.0)
+        report.stopped = stop.is_set()
+        report.requests = int(getattr(chosen, "requests", report.batches))
+        report.totals = outbox.counts(engine, issue_id)
+        if report.complete:
+            _set_issue_status(engine, issue_id, "sent")
+    finally:
+        if backend is None:
+            chosen.close()
+    return report
+
+
+def _run_all(
+    runner: _Sender,
+    render: Callable[[Any], RenderedEmail],
+    batches: Sequence[tuple[Any, list[_Item]]],
+    categories: tuple[str, ...],
+    settings: Settings,
+) -> None:
+    """At most ``delivery.concurrency`` batches in flight; stop taking new ones on ``stop``.
+
+    Bodies are rendered just before their first batch and dropped after their last, so memory
+    holds only the bodies in flight, not one per distinct selection.
+    """
+    slots = threading.BoundedSemaphore(settings.delivery.concurrency)
+    futures: list[Future[None]] = []
+    current: tuple[Any, RenderedEmail] | None = None
+    with ThreadPoolExecutor(max_workers=settings.delivery.concurrency) as pool:
+        for key, items in batches:
+            slots.acquire()
+            if runner.stop.is_set():
+                slots.release()
+                break
+            if current is None or current[0] != key:
+                current = (key, render(key))
+            future = pool.submit(runner.run_batch, current[1], items, categories)
+            future.add_done_callback(lambda _f: slots.release())
+            futures.append(future)
+    for future in futures:
+        future.result()
