@@ -18,7 +18,7 @@ from subscribers.models import Subscriber
 from tests.fixtures_email import RECORDED_DAY, make_view, recorded_papers
 from tests.httpserver import Request, Response, TestServer
 
-SECRET = "test-secret-key-for-delivery-0123456789"
+SECRET = "dlv-7Qm2xK9pL4vN8rT1wZ6yB3cF5hJ0sD"
 API_KEY = "SG.test-key"
 ENV = {"SENDGRID_API_KEY": API_KEY}
 SEND_PATH = "/v3/mail/send"

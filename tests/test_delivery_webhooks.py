@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -154,3 +155,26 @@ def test_signed_but_not_json_is_400_and_unconfigured_is_503(
         "/webhooks/sendgrid", content=b"[]", headers=signed(private, b"[]")
     )
     assert resp.status_code == 503
+
+
+def test_the_served_app_takes_signed_events_and_refuses_unsigned(
+    engine: Engine, database_url: str, key_pair: tuple[ec.EllipticCurvePrivateKey, str]
+) -> None:
+    from newsletter.web.app import create_app
+
+    private, public = key_pair
+    seed_subscribers(engine, 2)
+    app = create_app(delivery_settings(database_url, webhook_public_key=public), engine=engine)
+    body = events({"event": "spamreport", "sg_event_id": "s1", "email": "reader0@example.com"})
+    forged = events({"event": "spamreport", "sg_event_id": "s2", "email": "reader1@example.com"})
+    with TestClient(app) as http:
+        ok = http.post(
+            "/webhooks/sendgrid", content=body, headers=signed(private, body, int(time.time()))
+        )
+        refused = http.post(
+            "/webhooks/sendgrid", content=forged, headers={"Content-Type": "application/json"}
+        )
+    assert ok.status_code == 200, ok.text
+    assert refused.status_code in (400, 403)
+    statuses = _statuses(engine)
+    assert statuses == {"reader0@example.com": "complained", "reader1@example.com": "active"}

@@ -23,14 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from newsletter.delivery.backends.sendgrid import MESSAGE_ID_ARG
-from newsletter.delivery.suppression import suppress
 from newsletter.delivery_models import Delivery, WebhookEvent
 from subscribers.models import Subscriber
+from subscribers.service import SuppressionReason, suppress
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 # Event -> suppression reason. A "blocked" bounce is temporary and suppresses nobody.
-REASONS = {
+REASONS: dict[str, SuppressionReason] = {
     "bounce": "bounced",
     "dropped": "bounced",
     "spamreport": "complained",
@@ -136,7 +136,7 @@ def handle_events(engine: Engine, events: list[dict[str, Any]]) -> WebhookResult
                 reason = None
             sub = _subscriber(session, event) if reason else None
             if reason and sub is not None:
-                suppress(session, sub, reason)
+                suppress(session, reason=reason, subscriber_id=sub.id)
                 result.suppressed += 1
             else:
                 result.ignored += 1

@@ -1,35 +1,25 @@
-"""Who must not be mailed, asked of the database right before each batch and set by webhooks.
+"""Who must not be mailed, asked of the database right before each batch.
 
-Mirrors the subscriber module's rules: a subscriber is mailable only while ``active`` and while the
-SHA-256 of their case-folded address is not on the suppression list (which outlives erasure).
+The subscriber module's rules, read in bulk: a subscriber is mailable only while ``active`` and
+while the hash of their address (``subscribers.validation.email_hash``) is not on the
+suppression list (which outlives erasure). Suppressing is ``subscribers.service.suppress``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from newsletter.models import utcnow
 from subscribers.models import Subscriber, Suppression
+from subscribers.validation import email_hash
 
-# Webhook reason -> subscriber status; "unsubscribed" only ends an active subscription.
-STATUS_FOR_REASON = {
-    "bounced": "bounced",
-    "complained": "complained",
-    "unsubscribed": "unsubscribed",
-}
-HARD_REASONS = frozenset({"bounced", "complained", "admin"})
+__all__ = ["SUBS", "SUPP", "blocked_ids", "email_hash"]
+
 _CHUNK = 900  # below SQLite's bound-parameter limit
 SUBS = Subscriber.__table__.c  # type: ignore[attr-defined]
 SUPP = Suppression.__table__.c  # type: ignore[attr-defined]
-
-
-def email_hash(email: str) -> str:
-    """The suppression key (same definition as the subscriber module's)."""
-    return hashlib.sha256(email.strip().casefold().encode("utf-8")).hexdigest()
 
 
 def blocked_ids(session: Session, subscriber_ids: Iterable[int]) -> set[int]:
@@ -55,31 +45,3 @@ def blocked_ids(session: Session, subscriber_ids: Iterable[int]) -> set[int]:
             ).scalars()
             blocked.update(by_hash[h] for h in hit)
     return blocked
-
-
-def _suppression_id(session: Session, h: str) -> int | None:
-    found: int | None = session.execute(select(SUPP.id).where(SUPP.email_hash == h)).scalar()
-    return found
-
-
-def suppress(session: Session, subscriber: Subscriber, reason: str) -> None:
-    """Never mail this subscriber again for ``reason``; idempotent, a hard reason wins."""
-    now = utcnow()
-    h = email_hash(subscriber.email)
-    sid = _suppression_id(session, h)
-    row = session.get(Suppression, sid) if sid is not None else None
-    if row is None:
-        session.add(Suppression(email_hash=h, reason=reason, created_at=now))
-    elif reason in HARD_REASONS and row.reason not in HARD_REASONS:
-        row.reason, row.created_at = reason, now
-        session.add(row)
-    target = STATUS_FOR_REASON.get(reason)
-    if target is None or subscriber.status == target:
-        return
-    if target == "unsubscribed" and subscriber.status != "active":
-        return
-    subscriber.status = target
-    subscriber.status_changed_at = now
-    if target == "unsubscribed":
-        subscriber.unsubscribed_at = now
-    session.add(subscriber)

@@ -8,5 +8,13 @@ from fastapi import APIRouter
 def default_routers() -> list[APIRouter]:
     from newsletter.web import archive, feeds, ops
     from newsletter.web.subscriber_routes import router as subscriber_router
+    from newsletter.web.webhooks import router as webhook_router
 
-    return [subscriber_router, archive.router, feeds.router, ops.router, ops.admin_router]
+    return [
+        subscriber_router,
+        archive.router,
+        feeds.router,
+        ops.router,
+        ops.admin_router,
+        webhook_router,
+    ]
