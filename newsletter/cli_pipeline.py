@@ -6,6 +6,8 @@ Exit codes: 0 success (also "no announcement"), 1 failure, 2 usage or configurat
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import traceback
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +16,7 @@ import typer
 
 from newsletter.arxiv_source import AnnouncementDateError
 from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
-from newsletter.config import Settings
+from newsletter.config import ConfigError, Settings
 from newsletter.pipeline import RunResult, run_pipeline
 
 DebugOption = Annotated[
@@ -37,6 +39,9 @@ def report(result: RunResult, *, debug: bool) -> int:
     if result.outcome == "no-announcement":
         console.print(f"[yellow]{result.message}[/yellow]", highlight=False, soft_wrap=True)
         return 0
+    if result.outcome == "stopped":
+        console.print(f"[yellow]{result.message}[/yellow]", highlight=False, soft_wrap=True)
+        return 1
     console.print(f"[red]error:[/red] {result.message}", highlight=False, soft_wrap=True)
     if debug and result.error is not None:
         traceback.print_exception(result.error)
@@ -82,8 +87,24 @@ def run(
     pinned = parse_date(today)
     settings = get_settings(config)
     _tune_logging(debug)
+    if not no_send:
+        from newsletter.delivery.preflight import check_ready
+
+        try:
+            check_ready(settings)
+        except ConfigError as exc:
+            console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from exc
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
     result = run_pipeline(
-        settings, date=day, send=not no_send, trigger="cli", console=console, today=pinned
+        settings,
+        date=day,
+        send=not no_send,
+        trigger="cli",
+        console=console,
+        today=pinned,
+        stop=stop,
     )
     raise typer.Exit(report(result, debug=debug))
 
@@ -98,8 +119,11 @@ def _print_demo_outputs(settings: Settings, out: Path, result: RunResult) -> Non
         console.print(
             f"  today's issue:  {result.outputs['issue_markdown']}", highlight=False, soft_wrap=True
         )
+    emails = sorted(Path(settings.delivery.outbox_dir).glob("*.eml"))
     console.print(
-        f"  e-mail outbox:  {settings.delivery.outbox_dir}", highlight=False, soft_wrap=True
+        f"  e-mail outbox:  {settings.delivery.outbox_dir} ({len(emails)} .eml files)",
+        highlight=False,
+        soft_wrap=True,
     )
     if not settings.keywords:
         console.print(
@@ -115,19 +139,48 @@ def demo(
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Run the whole pipeline offline on a recorded real arXiv day."""
+    """Run the whole pipeline offline on a recorded real arXiv day, mailing sample readers."""
     from newsletter.arxiv_replay import demo_server
-    from newsletter.demo import demo_settings
+    from newsletter.db import make_engine
+    from newsletter.demo import (
+        SAMPLE_READERS,
+        demo_settings,
+        reset_outputs,
+        seed_readers,
+        write_previews,
+    )
 
     settings = get_settings(config)
     _tune_logging(debug)
+    out.mkdir(parents=True, exist_ok=True)
+    reset_outputs(out)
     with demo_server() as server:
         local = demo_settings(settings, out, server)
-        console.print(f"replaying arXiv's announcement of {server.date} from {server.rss_url}")
-        result = run_pipeline(
-            local, date=server.date, trigger="demo", console=console, today=server.date
-        )
+        engine = make_engine(local.database_url)
+        try:
+            seed_readers(engine, local)
+            console.print(
+                f"replaying arXiv's announcement of {server.date} from {server.rss_url}; "
+                f"{len(SAMPLE_READERS)} sample subscribers",
+                highlight=False,
+                soft_wrap=True,
+            )
+            result = run_pipeline(
+                local,
+                date=server.date,
+                trigger="demo",
+                console=console,
+                today=server.date,
+                engine=engine,
+                client=None,
+            )
+            previews = write_previews(engine, local, out) if result.outcome == "ok" else []
+        finally:
+            engine.dispose()
     code = report(result, debug=debug)
     if code == 0:
         _print_demo_outputs(local, out, result)
+        console.print("  e-mail previews (open in a browser):", highlight=False)
+        for path in previews:
+            console.print(f"    {path}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

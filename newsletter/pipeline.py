@@ -34,7 +34,7 @@ from newsletter.ranking import Ranking, rank_papers
 
 log = logging.getLogger("newsletter.pipeline")
 
-Outcome = Literal["ok", "no-announcement", "failed"]
+Outcome = Literal["ok", "no-announcement", "failed", "stopped"]
 
 
 @dataclass
@@ -264,6 +264,45 @@ def archive_stage(ctx: RunContext) -> None:
     log.info("archive: wrote %s", ctx.outputs["issue_markdown"])
 
 
+def send_stage(ctx: RunContext) -> None:
+    """Mail every active subscriber their selection; resumable, never twice (see delivery)."""
+    if not ctx.send:
+        return
+    from newsletter.delivery.send import send_issue
+
+    view = _need(ctx.view, "issue")
+    report = send_issue(
+        ctx.engine, ctx.settings, view.date, view=view, summaries=ctx.summaries, stop=ctx.stop_event
+    )
+    ctx.counts["emails_sent"] = report.sent
+    ctx.counts["emails_failed"] = report.failed
+    log.info(
+        "e-mail (%s): sent %d, failed %d, skipped %d, no match %d; %d requests, %d distinct bodies",
+        report.backend,
+        report.sent,
+        report.failed,
+        report.skipped,
+        report.no_match,
+        report.requests,
+        report.distinct_bodies,
+    )
+    if report.in_flight:
+        log.warning(
+            "%d deliveries were in flight when an earlier run stopped; policy %r applied",
+            len(report.in_flight),
+            ctx.settings.delivery.in_flight_policy,
+        )
+    if report.stopped:
+        ctx.stop("stopped", f"stopped while sending {view.date}: run again to send the rest")
+    elif not report.complete:
+        waiting = report.totals.get("queued", 0) + report.totals.get("sending", 0)
+        ctx.stop(
+            "failed",
+            f"{waiting} e-mails of {view.date} could not be handed over yet; "
+            "run again to resume (nobody is mailed twice)",
+        )
+
+
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("fetch", fetch_stage),
     Stage("store", store_stage),
@@ -271,6 +310,7 @@ DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("issue", issue_stage),
     Stage("summarise", summarise_stage),
     Stage("archive", archive_stage),
+    Stage("send", send_stage),
 )
 
 
@@ -393,4 +433,6 @@ def _ok_message(ctx: RunContext) -> str:
     )
     if not ctx.send:
         text += "; sending skipped (--no-send)"
+    else:
+        text += f"; {c.get('emails_sent', 0)} e-mails sent, {c.get('emails_failed', 0)} failed"
     return text
