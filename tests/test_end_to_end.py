@@ -59,10 +59,8 @@ def test_a_day_is_summarised_archived_and_mailed_once(
         ("ada@example.org", []),
         ("grace@example.org", ["--keywords", "reinforcement learning"]),
     ):
-        added = cli(
-            "subscribers", "add", address, "--active", *extra, "--config", str(config),
-            cwd=tmp_path, env=env,
-        )  # fmt: skip
+        add = ("subscribers", "add", address, "--active", *extra, "--config", str(config))
+        added = cli(*add, cwd=tmp_path, env=env)
         assert added.returncode == 0, added.stderr
 
     first = cli(
