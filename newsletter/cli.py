@@ -77,27 +77,29 @@ def db_upgrade(config: ConfigOption = None) -> None:
     console.print("database is up to date")
 
 
-import newsletter.cli_email  # noqa: E402,F401  (registers preview)
-import newsletter.cli_pipeline  # noqa: E402,F401  (registers run and demo)
+_registered = False
+
+
+def register_commands() -> typer.Typer:
+    """Import the modules that add their commands to ``app`` (they import ``app`` from here,
+    so they are imported late); idempotent."""
+    global _registered
+    if not _registered:
+        _registered = True
+        import newsletter.cli_delivery  # noqa: F401  (send)
+        import newsletter.cli_email  # noqa: F401  (preview)
+        import newsletter.cli_pipeline  # noqa: F401  (run, demo)
+        from newsletter.serve import serve_command
+        from subscribers.cli import subscribers_app
+
+        app.command("serve")(serve_command)
+        app.add_typer(subscribers_app, name="subscribers")
+    return app
 
 
 def main() -> None:
-    import newsletter.cli_delivery  # noqa: F401  (registers `send`)
-
-    app()
+    register_commands()()
 
 
 if __name__ == "__main__":
     main()
-
-
-def _register_parts() -> None:
-    """Sub-commands living in their own modules (imported late: they use get_settings)."""
-    from newsletter.serve import serve_command
-    from subscribers.cli import subscribers_app
-
-    app.command("serve")(serve_command)
-    app.add_typer(subscribers_app, name="subscribers")
-
-
-_register_parts()

@@ -31,8 +31,10 @@ def _recorded_fetch(ann: Announcement | None) -> Stage:
 
 
 def _stages(ann: Announcement | None, *extra: Stage) -> list[Stage]:
+    """The default stages with a recorded fetch; ``extra`` runs just before the archive."""
     rest = [s for s in DEFAULT_STAGES if s.name != "fetch"]
-    return [_recorded_fetch(ann), *rest[:-1], *extra, rest[-1]]
+    at = [s.name for s in rest].index("archive")
+    return [_recorded_fetch(ann), *rest[:at], *extra, *rest[at:]]
 
 
 def _settings(make_settings: Callable[..., Settings]) -> Settings:

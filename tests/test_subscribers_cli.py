@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli import register_commands
 
 
 @pytest.fixture
@@ -21,7 +21,9 @@ def config(tmp_path: Path, sqlite_url: str) -> Path:
 
 
 def run(config: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["subscribers", *args, "--config", str(config)])
+    result = CliRunner().invoke(
+        register_commands(), ["subscribers", *args, "--config", str(config)]
+    )
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -1,0 +1,20 @@
+"""`python -m benchmarks`: run every benchmark in turn and print its figures."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+BENCHMARKS = (
+    "benchmarks.bench_summaries",
+    "benchmarks.bench_email_selection",
+    "benchmarks.subscribers_import",
+    "benchmarks.bench_delivery",
+)
+
+if __name__ == "__main__":
+    wanted = sys.argv[1:] or BENCHMARKS
+    for name in wanted:
+        print(f"\n=== {name} ===", flush=True)
+        sys.argv = [name]
+        runpy.run_module(name, run_name="__main__")
