@@ -286,6 +286,7 @@ class ReplayServer:
     categories: tuple[str, ...]  # categories the recording covers in full
     entries: list[RecordedEntry]
     requests: list[ReplayRequest] = field(default_factory=list)
+    feed_date: dt.date | None = None  # the date the feed claims (default: ``date``)
 
     @property
     def rss_url(self) -> str:
@@ -306,7 +307,7 @@ class ReplayServer:
             return (
                 200,
                 "application/rss+xml; charset=utf-8",
-                render_feed(self.entries, cats, self.date),
+                render_feed(self.entries, cats, self.feed_date or self.date),
             )
         if path == "/api/query":
             status, body = answer_api(query, self.entries)

@@ -32,9 +32,6 @@ from newsletter.domain import ANNOUNCE_TYPES, Announcement, Paper
 
 log = logging.getLogger(__name__)
 
-# The feed is replaced every announcement day; one dated D can still be current 3 days later
-# (Friday's feed over the weekend). Older dates go straight to the API.
-_FEED_MAX_AGE_DAYS = 3
 _UPGRADE = {"cross": "new", "replace-cross": "replace"}
 
 
@@ -213,29 +210,29 @@ def fetch_announcement(
             return None
         return announcement_from_feed(client, settings, feed, day)
 
+    if not is_announcement_day(date):
+        log.info("%s is a %s: arXiv makes no announcement", date, date.strftime("%A"))
+        return None
+    # The feed first, whatever the date: when it is D's, it is the announcement itself (a
+    # recorded or mirrored feed may be months old). Only the API window is bounded by days_back.
+    try:
+        feed = _read_feed(client, settings)
+    except (ArxivError, FeedError) as exc:
+        log.warning("announcement feed unavailable (%s); using the API instead", exc)
+    else:
+        if feed.date == date:
+            if not feed.entries:
+                log.info("the feed of %s has no entries: no announcement", date)
+                return None
+            return announcement_from_feed(client, settings, feed, date)
+        log.info("the feed is dated %s, not %s; using the API's submission window", feed.date, date)
     current = today or dt.datetime.now(ARXIV_TZ).date()
     if date > current:
         raise AnnouncementDateError(f"{date.isoformat()} is in the future (today is {current})")
     if (current - date).days > settings.days_back:
         raise AnnouncementDateError(
-            f"{date.isoformat()} is {(current - date).days} days ago; days_back="
-            f"{settings.days_back} allows dates from {current - dt.timedelta(settings.days_back)}"
+            f"{date.isoformat()} is {(current - date).days} days ago and the feed is not that "
+            f"day's; days_back={settings.days_back} lets the API reach back to "
+            f"{current - dt.timedelta(settings.days_back)}"
         )
-    if not is_announcement_day(date):
-        log.info("%s is a %s: arXiv makes no announcement", date, date.strftime("%A"))
-        return None
-    if (current - date).days <= _FEED_MAX_AGE_DAYS:
-        try:
-            feed = _read_feed(client, settings)
-        except (ArxivError, FeedError) as exc:
-            log.warning("announcement feed unavailable (%s); using the API instead", exc)
-        else:
-            if feed.date == date:
-                if not feed.entries:
-                    log.info("the feed of %s has no entries: no announcement", date)
-                    return None
-                return announcement_from_feed(client, settings, feed, date)
-            log.info(
-                "the feed is dated %s, not %s; using the API's submission window", feed.date, date
-            )
     return announcement_from_api(client, settings, date)

@@ -154,14 +154,15 @@ def test_paper_missing_from_api_keeps_feed_metadata(
 
 
 def test_past_date_built_from_api_window(replay: ReplayServer) -> None:
+    replay.feed_date = DAY + dt.timedelta(days=5)  # the feed has moved on
     client, settings = _client(replay.url)
     with client:
         ann = fetch_announcement(client, settings, DAY, today=DAY + dt.timedelta(days=5))
     assert ann is not None and ann.source == "api" and ann.date == DAY
     assert len(ann.papers) == 50
     assert [p.announce_type for p in ann.papers][:36] == ["new"] * 36
-    assert not any(r.path.startswith("/rss/") for r in replay.requests)  # feed too old to try
-    query = replay.requests[0].query["search_query"][0]
+    assert replay.requests[0].path.startswith("/rss/")  # the feed is asked first
+    query = replay.requests[1].query["search_query"][0]
     assert "submittedDate:[202604201800 TO 202604211759]" in query
 
 
@@ -200,13 +201,21 @@ def test_no_announcement_when_feed_is_empty() -> None:
 
 
 def test_dates_out_of_range_are_refused(replay: ReplayServer) -> None:
+    replay.feed_date = DAY + dt.timedelta(days=8)
     client, settings = _client(replay.url, days_back=7)
     with client:
         with pytest.raises(AnnouncementDateError, match="days_back=7"):
             fetch_announcement(client, settings, DAY, today=DAY + dt.timedelta(days=8))
         with pytest.raises(AnnouncementDateError, match="future"):
             fetch_announcement(client, settings, DAY, today=DAY - dt.timedelta(days=1))
-    assert replay.requests == []
+    assert not any(r.path.startswith("/api/") for r in replay.requests)  # no API window tried
+
+
+def test_a_feed_of_the_date_is_used_however_old_the_date(replay: ReplayServer) -> None:
+    client, settings = _client(replay.url, days_back=7)
+    with client:
+        ann = fetch_announcement(client, settings, DAY, today=DAY + dt.timedelta(days=200))
+    assert ann is not None and ann.source == "rss" and ann.date == DAY and len(ann.papers) == 50
 
 
 def test_deduplication_by_title_and_link(replay: ReplayServer) -> None:

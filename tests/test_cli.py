@@ -155,7 +155,7 @@ def test_arxiv_down_exits_1_with_a_message_and_no_traceback(tmp_path: Path) -> N
     [
         (["--date", "2026-02-30"], "'2026-02-30' is not a date in the form YYYY-MM-DD"),
         (["--date", "yesterday"], "'yesterday' is not a date"),
-        (["--date", "2026-01-05", "--today", "2026-04-22"], "days_back=7 allows dates from"),
+        (["--date", "2026-01-05", "--today", "2026-04-22"], "lets the API reach back to"),
         (["--date", "2026-05-01", "--today", "2026-04-22"], "is in the future"),
     ],
 )
@@ -164,6 +164,8 @@ def test_bad_dates_exit_2(tmp_path: Path, args: list[str], message: str) -> None
         "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
         "NEWSLETTER_ARXIV__RSS_URL": "http://127.0.0.1:9/rss/",
         "NEWSLETTER_ARXIV__API_URL": "http://127.0.0.1:9/api/query",
+        "NEWSLETTER_ARXIV__MAX_RETRIES": "0",
+        "NEWSLETTER_ARXIV__DELAY_SECONDS": "0",
     }
     done = cli("run", "--no-send", *args, cwd=tmp_path, env=env)
     assert done.returncode == 2, done.stderr
