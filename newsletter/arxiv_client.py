@@ -53,7 +53,9 @@ class _Verdict:
 
     problem: str | None = None
     permanent: bool = False
-    accept_when_exhausted: bool = False  # e.g. an id_list page still empty: use it, don't fail
+    # e.g. an id_list page still empty after this many tries: use it (the API may simply not know
+    # the ids yet; the feed's metadata stands in), don't fail and don't wait out every retry
+    accept_after_tries: int | None = None
 
 
 _OK = _Verdict()
@@ -127,7 +129,7 @@ def check_api_page(url: str, body: bytes) -> _Verdict:
         return _OK
     query = parse_qs(urlsplit(url).query)
     if any(query.get("id_list", [""])[0].split(",")):
-        return _Verdict("empty page for an id_list query", accept_when_exhausted=True)
+        return _Verdict("empty page for an id_list query", accept_after_tries=2)
     total = int(root.findtext("opensearch:totalResults", "0", {"opensearch": _OPENSEARCH}) or 0)
     start = int(query.get("start", ["0"])[0] or 0)
     if total > start:
@@ -294,10 +296,11 @@ class ArxivClient:
                     tries=tries,
                     status=status,
                 )
+            accept_at = verdict.accept_after_tries
+            if accept_at is not None and status == 200 and tries >= min(accept_at, attempts):
+                log.warning("%s: %s after %d tries; going on without it", what, problem, tries)
+                return body
             if tries == attempts:
-                if verdict.accept_when_exhausted and status == 200:
-                    log.warning("%s: %s after %d tries; going on without it", what, problem, tries)
-                    return body
                 raise ArxivError(
                     f"{what} failed: arXiv still unavailable after {tries} tries "
                     f"(last: {problem}) at {url}",
