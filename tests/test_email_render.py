@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import newsletter.email.render as render_mod
 from newsletter.config import settings_for_tests
+from newsletter.email import tags
 from newsletter.email.render import (
     PLACEHOLDERS,
     DigestRenderer,
@@ -23,7 +24,6 @@ from newsletter.email.render import (
     shared_content,
     snippet,
 )
-from newsletter.email import tags
 from newsletter.email.selection import Selection, SubscriberPrefs, select_all
 from tests.fixtures_email import make_view, paper, recorded_papers, summary, with_title
 
