@@ -96,7 +96,10 @@ def test_different_selections_share_one_sendgrid_request_with_sections(
         (off_body,) = [
             b for b in off_bodies if any(p["to"][0]["email"] == to for p in b["personalizations"])
         ]
-        assert sendgrid_delivers(off_body, to) == sendgrid_delivers(body, to)
+        # Link tokens carry their signing time (two runs): compared up to the token.
+        assert [_TOKEN.sub(r"\1T", x) for x in sendgrid_delivers(off_body, to)] == [
+            _TOKEN.sub(r"\1T", x) for x in sendgrid_delivers(body, to)
+        ]
 
 
 _TOKEN = re.compile(r"(/(?:unsubscribe|preferences)/)[A-Za-z0-9._-]+")

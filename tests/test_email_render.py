@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -193,6 +194,11 @@ def test_links_must_need_no_escaping_and_be_http() -> None:
         link_substitutions({"unsubscribe_url": LINKS["unsubscribe_url"]})
     with pytest.raises(ValueError, match="http"):
         link_substitutions({**LINKS, "unsubscribe_url": "javascript:alert(1)"})
+    # A token that happens to spell a tag keeps working but can no longer be expanded.
+    tricky = "https://digest.example.org/unsubscribe/ab-t1p2-cd-HWO-e"
+    subs = link_substitutions({**LINKS, "unsubscribe_url": tricky})
+    assert not tags.keys_in(subs["-unsubscribe_url-"])
+    assert urllib.parse.unquote(subs["-unsubscribe_url-"]) == tricky
 
 
 def test_empty_note_renders_a_short_message() -> None:

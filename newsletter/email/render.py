@@ -380,7 +380,9 @@ def shared_content(body: SharedBody) -> RenderedEmail:
 
 def link_substitutions(links: Mapping[str, str]) -> dict[str, str]:
     """One subscriber's links as substitutions. They go raw into the HTML (as with SendGrid),
-    so they must be http(s) URLs that need no HTML escaping."""
+    so they must be http(s) URLs that need no HTML escaping. Sections are applied after the
+    substitutions, so a signed token that happens to spell a tag (``-t1p2-`` in base64url)
+    gets that tag's hyphens percent-encoded (``%2D``): the same URL once decoded."""
     missing = [k for k in PLACEHOLDERS if k not in links]
     if missing:
         raise ValueError(f"links missing for placeholders: {', '.join(missing)}")
@@ -389,9 +391,9 @@ def link_substitutions(links: Mapping[str, str]) -> dict[str, str]:
         url = links[key]
         if not url.startswith(("https://", "http://")):
             raise ValueError(f"{key} must be an http(s) URL")
-        if str(escape(url)) != url or tags.keys_in(url):
+        if str(escape(url)) != url:
             raise ValueError(f"{key} contains characters that need HTML escaping")
-        out[placeholder] = url
+        out[placeholder] = tags.KEY_RE.sub(lambda m: m.group().replace("-", "%2D"), url)
     return out
 
 
