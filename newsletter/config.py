@@ -102,6 +102,13 @@ class DeliverySettings(_Section):
     outbox_dir: str = Field("./outbox", description="Directory of .eml files (file backend)")
     sendgrid_host: str = Field("https://api.sendgrid.com", description="SendGrid API host")
     sandbox_mode: bool = Field(False, description="SendGrid sandbox mode (validate, don't send)")
+    sendgrid_sections: bool = Field(
+        False,
+        description=(
+            "Send one shared body with message-level `sections` (SendGrid documents section "
+            "tags as removed: check on your account first); off: cards expanded before sending"
+        ),
+    )
     concurrency: int = Field(4, ge=1, le=64, description="Requests in flight")
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429/5xx")
     in_flight_policy: Literal["skip", "resend"] = Field(

@@ -150,3 +150,21 @@ class FakeSendGrid:
     def __exit__(self, *exc: object) -> None:
         self.release.set()
         self.server.__exit__(*exc)
+
+
+def sendgrid_delivers(body: dict[str, Any], to: str) -> tuple[str, str, str]:
+    """What SendGrid makes of a Mail Send body for one recipient: (subject, html, text).
+
+    Written from SendGrid's documentation, independently of our code: every substitution of the
+    personalization replaced as a plain string, then every section of the message.
+    """
+    (p,) = [p for p in body["personalizations"] if p["to"][0]["email"] == to]
+    parts = {c["type"]: c["value"] for c in body["content"]}
+    out = [p.get("subject", body["subject"]), parts["text/html"], parts["text/plain"]]
+    for i, value in enumerate(out):
+        for key, sub in p.get("substitutions", {}).items():
+            value = value.replace(key, sub)
+        for key, section in body.get("sections", {}).items():
+            value = value.replace(key, section)
+        out[i] = value
+    return out[0], out[1], out[2]

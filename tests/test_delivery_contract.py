@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.config import settings_for_tests
 from newsletter.delivery.backends import Batch, Recipient, Sender
 from newsletter.delivery.backends.sendgrid import SendGridBackend
 from newsletter.delivery.transactional import send_message
-from newsletter.email.render import RenderedEmail
+from newsletter.email.render import DigestRenderer, RenderedEmail, shared_content
+from newsletter.email.selection import SubscriberPrefs, select_all
 from tests.fixtures_delivery import API_KEY, ENV, delivery_settings
+from tests.fixtures_email import make_view, recorded_papers
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "build" / "node" / "node_modules" / ".bin" / "prism"
@@ -141,3 +144,43 @@ def test_header_injection_never_reaches_sendgrid(prism_url: str) -> None:
     subject = RenderedEmail("Hi\nBcc: x@evil.org", BODY.html, BODY.text)
     outcomes = backend.send_batch(Batch(subject, (good,), Sender("digest@example.org")))
     assert outcomes[good.message_id].status == "failed" and backend.requests == 0
+
+
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_shared_body_with_sections_is_accepted(prism_url: str, sandbox: bool) -> None:
+    """The real shared digest body: slots per personalization, card pieces as sections.
+
+    Note: SendGrid's published spec no longer describes ``sections`` (nor forbids unknown
+    fields), so this proves only that the rest of the request is valid with them present.
+    """
+    view = make_view(recorded_papers()[:8])
+    settings = settings_for_tests(base_url="https://digest.example.org")
+    readers = [
+        SubscriberPrefs(1, "reader1@example.com", keywords=("learning",)),
+        SubscriberPrefs(2, "reader2@example.com"),
+    ]
+    selections = select_all(view, readers, settings)
+    body = DigestRenderer(settings).shared(view, {}, True)
+    recipients = tuple(
+        Recipient(
+            email=r.email,
+            message_id=f"<digest.20260422.{r.id}.abc@example.org>",
+            substitutions={
+                **body.substitutions(selections[r.id]),
+                **_recipients(1)[0].substitutions,
+            },
+            headers=_recipients(1)[0].headers,
+        )
+        for r in readers
+    )
+    batch = Batch(
+        shared_content(body),
+        recipients,
+        Sender("digest@example.org", "arXiv Digest"),
+        headers={"List-Id": '"arXiv Digest" <arxiv-digest.example.org>'},
+        categories=("digest", "digest-2026-04-22"),
+    )
+    backend = _backend(prism_url, sandbox)
+    outcomes = backend.send_batch(batch)
+    assert {o.status for o in outcomes.values()} == {"sent"}, {o.error for o in outcomes.values()}
+    assert backend.requests == 1

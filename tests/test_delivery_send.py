@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import threading
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
 from newsletter.delivery.backends.file import FileBackend
 from newsletter.delivery.outbox import counts
 from newsletter.delivery.send import send_issue
 from newsletter.delivery_models import Delivery
+from newsletter.email import tags
 from newsletter.models import IssueRow
 from subscribers.models import Subscriber
 from tests.fixtures_delivery import (
@@ -23,6 +26,7 @@ from tests.fixtures_delivery import (
     recorded_view,
     seed_issue,
     seed_subscribers,
+    sendgrid_delivers,
 )
 from tests.fixtures_email import RECORDED_DAY
 
@@ -36,29 +40,102 @@ def _statuses(engine: Engine) -> dict[int, str]:
         }
 
 
-def test_sendgrid_batches_identical_bodies_and_marks_sent(
+def _sendgrid_run(
+    engine: Engine, database_url: str, sections: bool
+) -> tuple[Any, list[dict[str, Any]]]:
+    with FakeSendGrid() as sg:
+        settings = delivery_settings(
+            database_url,
+            backend="sendgrid",
+            sendgrid_host=sg.url,
+            concurrency=2,
+            sendgrid_sections=sections,
+        )
+        report = send_issue(engine, settings, RECORDED_DAY, view=recorded_view(), environ=ENV)
+        assert sorted(sg.recipients()) == sorted(f"reader{i}@example.com" for i in range(25))
+        return report, sg.bodies()
+
+
+def _forget_deliveries(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(Delivery.__table__))  # type: ignore[attr-defined]
+
+
+def test_different_selections_share_one_sendgrid_request_with_sections(
     engine: Engine, database_url: str
 ) -> None:
     seed_issue(engine)
     kw = ["learning", "graph", "privacy"]
     seed_subscribers(engine, 25, keywords=lambda i: [kw[i % 3]] if i % 2 else [])
-    with FakeSendGrid() as sg:
-        settings = delivery_settings(
-            database_url, backend="sendgrid", sendgrid_host=sg.url, concurrency=2
-        )
-        report = send_issue(engine, settings, RECORDED_DAY, view=recorded_view(), environ=ENV)
-        recipients = sg.recipients()
-    assert sorted(recipients) == sorted(f"reader{i}@example.com" for i in range(25))
+    report, bodies = _sendgrid_run(engine, database_url, sections=True)
     assert report.sent == 25 and report.failed == 0
-    # 1 default digest body + one per keyword: 4 bodies, 4 requests.
-    assert report.distinct_bodies == 4
-    assert report.requests == len(sg.requests) == 4
+    # 4 different selections (the digest and one per keyword), one body, one request.
+    assert report.distinct_bodies == 1 and report.requests == len(bodies) == 1
+    (body,) = bodies
+    assert body["sections"] and body["subject"] == "-subject-"
+    cards = {p["substitutions"]["-cards-"] for p in body["personalizations"]}
+    assert len(cards) == 4
     assert set(_statuses(engine).values()) == {"sent"}
     with engine.connect() as conn:
         issue = conn.execute(select(IssueRow.__table__)).one()  # type: ignore[attr-defined]
         providers = set(conn.execute(select(DT.provider_message_id)).scalars())
     assert issue.status == "sent" and issue.sent_at is not None
-    assert providers == {"sg-1", "sg-2", "sg-3", "sg-4"}
+    assert providers == {"sg-1"}
+    graph = sendgrid_delivers(body, "reader1@example.com")  # keyword "graph"
+    digest = sendgrid_delivers(body, "reader0@example.com")
+    assert "Why you got it: graph" in graph[2] and "Why you got it: graph" not in digest[2]
+    assert graph[1] != digest[1] and not tags.keys_in(graph[1] + graph[2] + digest[1])
+
+    # Sections off (the default): one expanded body per selection, and the same bytes delivered.
+    _forget_deliveries(engine)
+    off, off_bodies = _sendgrid_run(engine, database_url, sections=False)
+    assert off.sent == 25 and off.distinct_bodies == 4 and off.requests == len(off_bodies) == 4
+    assert all("sections" not in b for b in off_bodies)
+    for i in range(25):
+        to = f"reader{i}@example.com"
+        (off_body,) = [
+            b for b in off_bodies if any(p["to"][0]["email"] == to for p in b["personalizations"])
+        ]
+        # Link tokens carry their signing time (two runs): compared up to the token.
+        assert [_TOKEN.sub(r"\1T", x) for x in sendgrid_delivers(off_body, to)] == [
+            _TOKEN.sub(r"\1T", x) for x in sendgrid_delivers(body, to)
+        ]
+
+
+_TOKEN = re.compile(r"(/(?:unsubscribe|preferences)/)[A-Za-z0-9._-]+")
+
+
+def _part(msg: Any, subtype: str) -> str:
+    return _TOKEN.sub(r"\1T", str(msg.get_body((subtype,)).get_content()).replace("\r\n", "\n"))
+
+
+def _as_mime_part(value: str) -> str:
+    """On the wire lines end in CRLF and a part ends with a line break; link tokens carry
+    their signing time (two runs here), so they are compared up to the token."""
+    return _TOKEN.sub(r"\1T", value if value.endswith("\n") else value + "\n")
+
+
+def test_file_eml_equals_what_sendgrid_delivers(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    seed_issue(engine)
+    kw = [["learning", "graph"], [], ["privacy", "model"]]
+    seed_subscribers(engine, 25, keywords=lambda i: kw[i % 3])
+    settings = delivery_settings(database_url, outbox_dir=str(tmp_path / "out"))
+    assert send_issue(engine, settings, RECORDED_DAY, view=recorded_view()).sent == 25
+    emls = {}
+    for path in (tmp_path / "out").glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        emls[str(msg["To"])] = msg
+    _forget_deliveries(engine)
+    _, bodies = _sendgrid_run(engine, database_url, sections=True)
+    (body,) = bodies
+    for i in (0, 1, 2, 3):
+        msg = emls[f"reader{i}@example.com"]
+        subject, html, text = sendgrid_delivers(body, f"reader{i}@example.com")
+        assert msg["Subject"] == subject
+        assert _part(msg, "html") == _as_mime_part(html)
+        assert _part(msg, "plain") == _as_mime_part(text)
 
 
 def test_rerun_sends_nobody_twice(engine: Engine, database_url: str, tmp_path: Path) -> None:
@@ -88,6 +165,7 @@ def test_unsubscribe_between_batches_is_honoured(engine: Engine, database_url: s
 
     settings = delivery_settings(database_url, concurrency=1)
     backend = UnsubscribingBackend(settings.delivery.outbox_dir)
+    backend.max_batch = 2  # one shared body: two batches of two
     report = send_issue(engine, settings, RECORDED_DAY, view=recorded_view(), backend=backend)
     statuses = _statuses(engine)
     assert statuses[late] == "skipped"
@@ -108,6 +186,7 @@ def test_stop_event_leaves_rest_queued_then_resumes(engine: Engine, database_url
 
     settings = delivery_settings(database_url, concurrency=1)
     backend = StoppingBackend(settings.delivery.outbox_dir)
+    backend.max_batch = 2  # one shared body: three batches of two
     report = send_issue(
         engine, settings, RECORDED_DAY, view=recorded_view(), backend=backend, stop=stop
     )

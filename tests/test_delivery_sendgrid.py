@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from newsletter.delivery.backends import Batch, Recipient, Sender
 from newsletter.delivery.backends.sendgrid import SendGridBackend, plan_requests
 from newsletter.delivery.send import send_issue
+from newsletter.email import tags
 from newsletter.email.render import RenderedEmail
 from tests.fixtures_delivery import (
     API_KEY,
@@ -22,6 +23,7 @@ from tests.fixtures_delivery import (
     recorded_view,
     seed_issue,
     seed_subscribers,
+    sendgrid_delivers,
 )
 from tests.fixtures_email import RECORDED_DAY
 from tests.httpserver import Response
@@ -160,3 +162,86 @@ def test_sandbox_switch(sandbox: bool) -> None:
         backend(sg, sandbox_mode=sandbox).send_batch(batch(1))
         body = sg.bodies()[0]
     assert body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable", False) is sandbox
+
+
+SECTIONED = RenderedEmail(
+    "-subject-",
+    "<div>-cards-</div><a href='-unsubscribe_url-'>u</a>",
+    "-tcards-\n-unsubscribe_url-",
+    {
+        "-h0p0-": "<p>card 0</p>",
+        "-h1p0-": "<p>card 1</p>",
+        "-t0p0-": "card 0\n",
+        "-h2p0-": "<p>2</p>",
+    },
+)
+
+
+def _sectioned(cards: list[str]) -> Batch:
+    recipients = tuple(
+        Recipient(
+            email=f"r{i}@example.com",
+            message_id=f"<m{i}@example.org>",
+            substitutions={
+                "-subject-": f"Digest {i}",
+                "-cards-": cards[i],
+                "-tcards-": "-t0p0-" if "h0" in cards[i] else "",
+                "-unsubscribe_url-": f"https://x.org/u/{i}",
+            },
+        )
+        for i in range(len(cards))
+    )
+    return Batch(SECTIONED, recipients, Sender("d@example.org"))
+
+
+def test_sections_sent_are_only_those_the_request_uses_and_count_in_the_size() -> None:
+    b = _sectioned(["-h0p0-", "-h1p0--h0p0-", ""])
+    (req,), failed = plan_requests(b)
+    assert not failed and set(req.body["sections"]) == {"-h0p0-", "-h1p0-", "-t0p0-"}
+    assert [p["substitutions"]["-subject-"] for p in req.body["personalizations"]] == [
+        "Digest 0",
+        "Digest 1",
+        "Digest 2",
+    ]
+    # The size limit counts the sections each request brings.
+    requests, failed = plan_requests(b, max_bytes=len(json.dumps(req.body)) - 5)
+    assert not failed and len(requests) == 2
+    assert all(len(json.dumps(r.body).encode()) <= len(json.dumps(req.body)) - 5 for r in requests)
+    # Off (delivery.sendgrid_sections = false): a sectioned body is refused, nothing is sent.
+    requests, failed = plan_requests(b, sections=False)
+    assert requests == [] and "sendgrid_sections" in (failed["<m0@example.org>"].error or "")
+
+
+def test_a_recipient_whose_substitutions_break_the_limit_fails_alone() -> None:
+    b = _sectioned(["-h0p0-", "-h1p0-" * 2000])
+    requests, failed = plan_requests(b)
+    assert set(failed) == {"<m1@example.org>"} and "10000" in (
+        failed["<m1@example.org>"].error or ""
+    ).replace(",", "")
+    assert [r.message_ids for r in requests] == [("<m0@example.org>",)]
+
+
+def test_send_issue_expands_the_body_of_a_reader_over_the_substitutions_limit(
+    engine: Engine, database_url: str
+) -> None:
+    """A reader whose substitutions would break the limit gets a body expanded beforehand
+    (still delivered, in full); the others share the sectioned body."""
+    seed_issue(engine)
+    seed_subscribers(engine, 3, keywords=lambda i: ["learning", "model"] if i == 0 else [])
+    with FakeSendGrid() as sg:
+        settings = delivery_settings(database_url, backend="sendgrid", sendgrid_host=sg.url)
+        chosen = SendGridBackend(API_KEY, sg.url, sections=True, max_retries=0)
+        chosen.substitution_limit = 2500  # the digest readers' 5 cards fit, 25 cards do not
+        report = send_issue(engine, settings, RECORDED_DAY, view=recorded_view(), backend=chosen)
+        bodies = sg.bodies()
+    assert report.sent == 3 and report.failed == 0 and report.distinct_bodies == 2
+    (shared,) = [b for b in bodies if "sections" in b]
+    (expanded,) = [b for b in bodies if "sections" not in b]
+    assert [p["to"][0]["email"] for p in expanded["personalizations"]] == ["reader0@example.com"]
+    assert set(expanded["personalizations"][0]["substitutions"]) == {
+        "-unsubscribe_url-",
+        "-preferences_url-",
+    }
+    assert len(shared["personalizations"]) == 2
+    _, html, text = sendgrid_delivers(expanded, "reader0@example.com")
+    assert text.count("Why you got it: ") > 10 and not tags.keys_in(html + text)

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from newsletter.config import settings_for_tests
-from newsletter.email.render import DigestRenderer, personalise
+from newsletter.email.render import (
+    DigestRenderer,
+    link_substitutions,
+    personalise,
+    shared_content,
+)
 from newsletter.email.selection import SubscriberPrefs, select_all
 from tests.fixtures_email import make_view, recorded_papers, summary, with_title
 
@@ -68,8 +73,10 @@ def _digest_html() -> tuple[str, list[str]]:
         "Trains an LLM to reason over **text-rich networks** with reinforcement learning alone, "
         "no supervised warm-up; beats SFT baselines on *six* benchmarks."
     )
-    rendered = DigestRenderer(settings).render(view, selection, {first: summary(tldr)})
-    html = personalise(rendered, LINKS).html
+    # Exactly what a reader gets: the shared body, their substitutions, then the sections.
+    body = DigestRenderer(settings).shared(view, {first: summary(tldr)}, True)
+    subs = {**body.substitutions(selection), **link_substitutions(LINKS)}
+    html = personalise(shared_content(body), subs).html
     expected = [*LINKS.values(), f"{settings.base_url}/archive"]
     for e in selection.entries:
         p = e.paper

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,16 +14,19 @@ from hypothesis import strategies as st
 
 import newsletter.email.render as render_mod
 from newsletter.config import settings_for_tests
+from newsletter.email import tags
 from newsletter.email.render import (
     PLACEHOLDERS,
     DigestRenderer,
     TemplateError,
     authors_line,
+    link_substitutions,
     personalise,
+    shared_content,
     snippet,
 )
 from newsletter.email.selection import Selection, SubscriberPrefs, select_all
-from tests.fixtures_email import make_view, paper, summary
+from tests.fixtures_email import make_view, paper, recorded_papers, summary, with_title
 
 SETTINGS = settings_for_tests(
     base_url="https://digest.example.org",
@@ -31,6 +36,7 @@ LINKS = {
     "unsubscribe_url": "https://digest.example.org/unsubscribe/abc",
     "preferences_url": "https://digest.example.org/preferences/def",
 }
+LINK_SUBS = link_substitutions(LINKS)
 HOSTILE_TITLE = (
     'AM$^3$Safety <script>alert("t")</script> <a href="https://evil.test">x</a> & ($\\lambda$)'
 )
@@ -110,7 +116,7 @@ def test_hostile_title_abstract_and_summary_stay_text() -> None:
             renderer.render(
                 view, selection_of(view, include), {"2604.00001": summary(HOSTILE_TLDR)}
             ),
-            LINKS,
+            LINK_SUBS,
         )
         doc = parse(rendered.html)
         assert set(doc.hrefs) == expected_hrefs(view)
@@ -171,20 +177,28 @@ def test_text_part_has_the_same_content_and_placeholders() -> None:
     ):
         assert needle in text
     assert rendered.subject == f"arXiv digest for {view.date.isoformat()}: 1 papers"
-    filled = personalise(rendered, LINKS)
+    filled = personalise(rendered, LINK_SUBS)
     assert LINKS["unsubscribe_url"] in filled.text and LINKS["unsubscribe_url"] in filled.html
     assert not any(ph in filled.html or ph in filled.text for ph in PLACEHOLDERS.values())
 
 
-def test_personalise_escapes_and_refuses_bad_links() -> None:
+def test_links_must_need_no_escaping_and_be_http() -> None:
+    """Links go raw into the HTML (SendGrid substitutes raw), so unsafe ones are refused."""
     view = one_paper_view("T", "A.")
     rendered = DigestRenderer(SETTINGS).render(view, selection_of(view), {})
-    out = personalise(rendered, {**LINKS, "preferences_url": 'https://x.test/p?a=1&b="2"'})
-    assert 'href="https://x.test/p?a=1&amp;b=&#34;2&#34;"' in out.html
+    out = personalise(rendered, LINK_SUBS)
+    assert f'href="{LINKS["preferences_url"]}"' in out.html
     with pytest.raises(ValueError, match="preferences_url"):
-        personalise(rendered, {"unsubscribe_url": LINKS["unsubscribe_url"]})
+        link_substitutions({**LINKS, "preferences_url": 'https://x.test/p?a=1&b="2"'})
+    with pytest.raises(ValueError, match="preferences_url"):
+        link_substitutions({"unsubscribe_url": LINKS["unsubscribe_url"]})
     with pytest.raises(ValueError, match="http"):
-        personalise(rendered, {**LINKS, "unsubscribe_url": "javascript:alert(1)"})
+        link_substitutions({**LINKS, "unsubscribe_url": "javascript:alert(1)"})
+    # A token that happens to spell a tag keeps working but can no longer be expanded.
+    tricky = "https://digest.example.org/unsubscribe/ab-t1p2-cd-HWO-e"
+    subs = link_substitutions({**LINKS, "unsubscribe_url": tricky})
+    assert not tags.keys_in(subs["-unsubscribe_url-"])
+    assert urllib.parse.unquote(subs["-unsubscribe_url-"]) == tricky
 
 
 def test_empty_note_renders_a_short_message() -> None:
@@ -248,3 +262,98 @@ def test_broken_mjml_is_a_clear_error(tmp_path: Path) -> None:
     view = one_paper_view("T", "A.")
     with pytest.raises(TemplateError, match="MJML"):
         DigestRenderer(SETTINGS, template_dir=tmp_path).render(view, selection_of(view), {})
+
+
+def _reader(keywords: tuple[str, ...], sid: int = 7, **kw: object) -> SubscriberPrefs:
+    return SubscriberPrefs(sid, f"r{sid}@example.org", keywords=keywords, **kw)  # type: ignore[arg-type]
+
+
+def _personal(renderer: DigestRenderer, view, selection, summaries=None):  # type: ignore[no-untyped-def]
+    body = renderer.shared(view, summaries or {}, selection.include_summaries)
+    subs = {**body.substitutions(selection), **LINK_SUBS}
+    return personalise(shared_content(body), subs)
+
+
+def test_personalised_email_has_exactly_their_papers_in_order_with_their_keywords() -> None:
+    papers = recorded_papers()[:12]
+    view = make_view(papers)
+    reader = _reader(("graph", "LLM", "reinforcement learning"), max_papers=4)
+    selection = select_all(view, [reader], SETTINGS)[reader.id]
+    assert len(selection.entries) == 4
+    out = _personal(DigestRenderer(SETTINGS), view, selection)
+    doc = parse(out.html)
+    pool_abs = {p.abs_url for p in papers}
+    shown = [h for h in doc.hrefs if h in pool_abs]
+    expected = [e.paper.abs_url for e in selection.entries]
+    # Each card links its abstract twice (title and "Abstract"), in the reader's order.
+    assert list(dict.fromkeys(shown)) == expected and len(shown) == 2 * len(expected)
+    text_titles = [
+        line.split(". ", 1)[1]
+        for line in out.text.splitlines()
+        if line[:2] in {f"{n}." for n in range(1, 5)}
+    ]
+    assert text_titles == [" ".join(e.paper.title.split()) for e in selection.entries]
+    for n, entry in enumerate(selection.entries, start=1):
+        kws = selection.matched[entry.paper.arxiv_id]
+        assert f"{n}. {' '.join(entry.paper.title.split())}" in out.text
+        assert f"Why you got it: {', '.join(kws)}" in out.text
+    assert "4 papers for you, picked from 12" in out.text and "4 papers for you" in out.html
+    assert out.subject == f"arXiv digest for {view.date.isoformat()}: 4 papers"
+    assert "-" + "cards-" not in out.html + out.text and not tags.keys_in(out.html + out.text)
+
+
+def test_shared_body_personalised_equals_the_template_rendered_for_that_reader() -> None:
+    """The slicing loses nothing: byte-identical to rendering the template for one reader."""
+    papers = recorded_papers()[:10]
+    papers[2] = with_title(papers[2], HOSTILE_TITLE + " -cards- -h1p0- -tcards- -c1h-")
+    view = make_view(papers)
+    readers = [
+        _reader(("graph", "LLM"), 1),
+        _reader((), 2),
+        _reader(("diffusion",), 3, include_summaries=False),
+        _reader(("zzzz-nothing",), 4),
+        _reader(("model", "-hwo-", "h1p0", "learning"), 5),
+    ]
+    empty_ok = SETTINGS.model_copy(
+        update={"delivery": SETTINGS.delivery.model_copy(update={"send_empty_note": True})}
+    )
+    summaries = {papers[0].arxiv_id: summary(HOSTILE_TLDR + " \\-cards\\- &#45;h2p0&#45;")}
+    renderer = DigestRenderer(SETTINGS)
+    for reader in readers:
+        selection = select_all(view, [reader], empty_ok)[reader.id]
+        direct = personalise(renderer.render_direct(view, selection, summaries), LINK_SUBS)
+        shared = _personal(renderer, view, selection, summaries)
+        assert shared == direct, reader
+    assert renderer.shared(view, summaries, True) is renderer.shared(view, summaries, True)
+
+
+def test_hostile_title_or_keyword_cannot_inject_another_card() -> None:
+    papers = recorded_papers()[:6]
+    for n, key in enumerate(["-cards-", "-h1p0-", "-t2p1-", "-hdisclaimer-", "-C3H-"]):
+        papers[n] = with_title(papers[n], f"Evil {key} paper {n} -unsubscribe_url-")
+    view = make_view(papers)
+    reader = _reader(("evil", "h1p0", "-h2p0-", "-tcards-"), max_papers=1)
+    selection = select_all(view, [reader], SETTINGS)[reader.id]
+    assert len(selection.entries) == 1
+    out = _personal(DigestRenderer(SETTINGS), view, selection)
+    pool_abs = {p.abs_url for p in papers}
+    shown = {h for h in parse(out.html).hrefs if h in pool_abs}
+    assert shown == {selection.entries[0].paper.abs_url}
+    assert sum(p.abs_url in out.text for p in papers) == 1
+    assert "TL;DRs are written" not in out.html + out.text
+    assert out.text.count(LINKS["unsubscribe_url"]) == 1
+    title = " ".join(selection.entries[0].paper.title.split())
+    assert title not in out.text  # shown defused: the hyphens of the key became U+2010
+    assert tags.defuse(title) in out.text
+
+
+def test_substitutions_of_a_reader_stay_small() -> None:
+    """30 cards with keywords stay far below SendGrid's 10,000 bytes per personalization."""
+    view = make_view(recorded_papers())
+    reader = _reader(("learning", "model", "data", "neural", "graph"), max_papers=30)
+    selection = select_all(view, [reader], SETTINGS)[reader.id]
+    body = DigestRenderer(SETTINGS).shared(view, {}, True)
+    subs = {**body.substitutions(selection), **LINK_SUBS}
+    size = len(json.dumps(subs, ensure_ascii=False).encode())
+    assert len(selection.entries) == 30 and size < 6000
+    assert all(not tags.keys_in(v) or k in (tags.CARDS, tags.TEXT_CARDS) for k, v in subs.items())

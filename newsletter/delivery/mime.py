@@ -15,8 +15,8 @@ from newsletter.delivery.backends.base import (
     Sender,
     check_header,
     check_headers,
-    substitute,
 )
+from newsletter.email.render import personalise
 
 # Headers the message builder sets itself; a batch or recipient may not override them.
 _OWN = {"from", "to", "subject", "reply-to", "message-id", "content-type", "mime-version"}
@@ -29,11 +29,12 @@ def _address(email: str, name: str = "") -> Address:
 
 
 def personal_message(batch: Batch, recipient: Recipient) -> EmailMessage:
-    """The message one recipient receives: placeholders filled, multipart text + HTML."""
+    """The message one recipient receives: substitutions then sections applied (as SendGrid
+    does), multipart text + HTML."""
     check_headers(batch.headers)
     check_headers(recipient.headers)
-    subs = recipient.substitutions
-    subject = substitute(batch.content.subject, subs)
+    personal = personalise(batch.content, recipient.substitutions)
+    subject = personal.subject
     check_header("Subject", subject)
     msg = EmailMessage(policy=SMTP)
     sender: Sender = batch.sender
@@ -49,10 +50,8 @@ def personal_message(batch: Batch, recipient: Recipient) -> EmailMessage:
     for name, value in extra.items():
         if name.lower() not in _OWN:
             msg[name] = value
-    msg.set_content(substitute(batch.content.text, subs), subtype="plain", cte="quoted-printable")
-    msg.add_alternative(
-        substitute(batch.content.html, subs), subtype="html", cte="quoted-printable"
-    )
+    msg.set_content(personal.text, subtype="plain", cte="quoted-printable")
+    msg.add_alternative(personal.html, subtype="html", cte="quoted-printable")
     return msg
 
 

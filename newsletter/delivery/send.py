@@ -1,14 +1,20 @@
 """Send one day's issue to every active subscriber, exactly once, resumable after any crash.
 
-Stages: load (issue, subscribers) -> select (pure) -> enqueue (bulk rows) -> render (once per
-distinct body) -> send (batches of identical bodies, ``delivery.concurrency`` in flight). The
-outbox module's state machine makes a rerun safe at any point; see its docstring for the
-in-flight window and ``delivery.in_flight_policy``.
+Stages: load (issue, subscribers) -> select (pure) -> enqueue (bulk rows) -> render (the day's
+shared body, once per variant) -> send (batches of up to the backend's maximum, one body each,
+``delivery.concurrency`` in flight). Each recipient's own papers, keywords and counts travel as
+substitutions that refer to the body's card sections, so subscribers with different selections
+share one body and one request. A backend that cannot take sections (SendGrid with
+``delivery.sendgrid_sections`` off), or a recipient whose substitutions would break SendGrid's
+10,000-byte limit, gets a body expanded beforehand instead (one per distinct selection). The outbox
+module's state machine makes a rerun safe at any point; see its docstring for the in-flight window
+and ``delivery.in_flight_policy``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -19,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import escape
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -31,8 +36,14 @@ from newsletter.delivery.outbox import NewDelivery, Pending
 from newsletter.delivery.suppression import SUBS, SUPP, blocked_ids, email_hash
 from newsletter.domain import IssueView, Summary
 from newsletter.email.headers import digest_headers, list_id, new_message_id
-from newsletter.email.render import PLACEHOLDERS, DigestRenderer, RenderedEmail
-from newsletter.email.selection import Selection, SubscriberPrefs, select_all
+from newsletter.email.render import (
+    DigestRenderer,
+    RenderedEmail,
+    link_substitutions,
+    personalise,
+    shared_content,
+)
+from newsletter.email.selection import SubscriberPrefs, select_all
 from newsletter.models import IssueRow, utcnow
 from subscribers.links import preferences_url, unsubscribe_url
 
@@ -73,8 +84,17 @@ class SendReport:
 
 @dataclass(frozen=True, slots=True)
 class _Item:
+    """One recipient of a batch; ``slots`` are their substitutions for the shared body (empty
+    when their batch's body was expanded for them beforehand)."""
+
     pending: Pending
     email: str
+    slots: Mapping[str, str]
+
+
+# A batch's body: (include_summaries, None) for the shared body, or
+# (include_summaries, the slot values it was expanded with).
+BodyKey = tuple[bool, tuple[tuple[str, str], ...] | None]
 
 
 @contextmanager
@@ -142,13 +162,6 @@ def _load_view(engine: Engine, issue_date: dt.date) -> IssueView:
     return view
 
 
-def _safe_url(url: str) -> str:
-    """Links are substituted raw (as SendGrid does) into HTML too: they must need no escaping."""
-    if str(escape(url)) != url:
-        raise SendError("a personal link contains characters that need HTML escaping")
-    return url
-
-
 class _Sender:
     """Runs the batches of one issue: suppression check, claim, request, record."""
 
@@ -170,21 +183,22 @@ class _Sender:
 
     def recipient(self, item: _Item) -> Recipient:
         sid = item.pending.subscriber_id
-        unsub = _safe_url(unsubscribe_url(self.settings, sid))
-        prefs = _safe_url(preferences_url(self.settings, sid))
+        links = link_substitutions(
+            {
+                "unsubscribe_url": unsubscribe_url(self.settings, sid),
+                "preferences_url": preferences_url(self.settings, sid),
+            }
+        )
         headers = digest_headers(
             self.settings,
             to=item.email,
-            unsubscribe_url=unsub,
+            unsubscribe_url=links["-unsubscribe_url-"],
             message_id=item.pending.message_id,
         )
         return Recipient(
             email=item.email,
             message_id=item.pending.message_id,
-            substitutions={
-                PLACEHOLDERS["unsubscribe_url"]: unsub,
-                PLACEHOLDERS["preferences_url"]: prefs,
-            },
+            substitutions={**item.slots, **links},
             headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
         )
 
@@ -234,6 +248,22 @@ class _Sender:
                     r.deferred += 1
                 else:
                     setattr(r, target, getattr(r, target) + 1)
+
+
+def _json_size(value: Mapping[str, str]) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+def _links_size(settings: Settings) -> int:
+    """Room kept for a recipient's two links in the substitutions limit (a long id's links)."""
+    try:
+        links = {
+            "-unsubscribe_url-": unsubscribe_url(settings, 10**15),
+            "-preferences_url-": preferences_url(settings, 10**15),
+        }
+    except ValueError:  # no secret key: the recipients fail later with that message
+        return 1000
+    return _json_size(links) + 64
 
 
 def plan_batches(
@@ -296,33 +326,55 @@ def send_issue(
                     row.message_id,
                 )
             pending = outbox.queued(engine, issue_id)
-        groups: dict[Any, list[_Item]] = defaultdict(list)
-        chosen_selection: dict[Any, Selection] = {}
+        renderer = DigestRenderer(settings)
+        with _timed(t, "render"):
+            bodies = {
+                variant: renderer.shared(view, summaries or {}, variant)
+                for variant in {sel.include_summaries for sel in selections.values()}
+            }
+        shared_render = t.get("render", 0.0)
+        sections_ok = bool(getattr(chosen, "sections", True))
+        limit: int | None = getattr(chosen, "substitution_limit", None)
+        margin = _links_size(settings)
+        slots_of: dict[int, tuple[dict[str, str], bool]] = {}  # per Selection: slots, fits
+        groups: dict[BodyKey, list[_Item]] = defaultdict(list)
         gone: list[int] = []
         for row in pending:
             selection = selections.get(row.subscriber_id)
             if selection is None:
                 gone.append(row.delivery_id)
                 continue
-            key = selection.key
-            chosen_selection.setdefault(key, selection)
-            groups[key].append(_Item(row, emails[row.subscriber_id]))
+            variant = selection.include_summaries
+            known = slots_of.get(id(selection))
+            if known is None:
+                subs = bodies[variant].substitutions(selection)
+                fits = sections_ok and (limit is None or _json_size(subs) + margin <= limit)
+                known = slots_of[id(selection)] = (subs, fits)
+            slots, fits = known
+            email = emails[row.subscriber_id]
+            if fits:
+                groups[(variant, None)].append(_Item(row, email, slots))
+            else:
+                groups[(variant, tuple(slots.items()))].append(_Item(row, email, {}))
         if gone:
             outbox.mark(engine, gone, "skipped", "no longer active or nothing matched")
             report.skipped += len(gone)
         report.recipients = sum(len(v) for v in groups.values())
-        renderer = DigestRenderer(settings)
-        report.distinct_bodies = len(chosen_selection)
+        report.distinct_bodies = len(groups)
         categories = ("digest", f"digest-{issue_date.isoformat()}")
 
-        def render(key: Any) -> RenderedEmail:
+        def render(key: BodyKey) -> RenderedEmail:
+            variant, expanded = key
+            content = shared_content(bodies[variant])
+            if expanded is None:
+                return content
             with _timed(t, "render"):
-                return renderer.render(view, chosen_selection[key], summaries or {})
+                return personalise(content, dict(expanded))
 
         with _timed(t, "send"):
             runner = _Sender(engine, settings, chosen, report, stop)
             _run_all(runner, render, plan_batches(groups, chosen.max_batch), categories, settings)
-        t["send"] -= t.get("render", 0.0)
+        t["send"] -= t.get("render", 0.0) - shared_render
         report.stopped = stop.is_set()
         report.requests = int(getattr(chosen, "requests", report.batches))
         report.totals = outbox.counts(engine, issue_id)

@@ -10,7 +10,12 @@ from sqlmodel import Session
 from newsletter.config import Settings
 from newsletter.domain import IssueView
 from newsletter.email.loading import find_subscriber, issue_summaries, prefs_of
-from newsletter.email.render import DigestRenderer, RenderedEmail, personalise
+from newsletter.email.render import (
+    DigestRenderer,
+    RenderedEmail,
+    link_substitutions,
+    personalise,
+)
 from newsletter.email.selection import Selection, select_all
 from newsletter.issue_store import latest_issue, load_issue
 from subscribers import links
@@ -45,10 +50,12 @@ def preview_email(
         raise PreviewError(f"no subscriber with the address {address.strip()!r}")
     prefs = prefs_of(row)
     try:
-        personal = {
-            "unsubscribe_url": links.unsubscribe_url(settings, prefs.id),
-            "preferences_url": links.preferences_url(settings, prefs.id),
-        }
+        personal = link_substitutions(
+            {
+                "unsubscribe_url": links.unsubscribe_url(settings, prefs.id),
+                "preferences_url": links.preferences_url(settings, prefs.id),
+            }
+        )
     except ValueError as exc:
         raise PreviewError(
             f"{exc}: the e-mail's unsubscribe and preferences links are signed with it"
@@ -61,6 +68,7 @@ def preview_email(
     selection = select_all(view, [prefs], empty_ok).get(prefs.id) or Selection(entries=())
     ids = [e.paper.arxiv_id for e in selection.entries]
     summaries = issue_summaries(session, view, settings, ids) if prefs.include_summaries else {}
+    # The shared body plus this subscriber's substitutions, exactly as the backends build it.
     rendered = DigestRenderer(settings).render(view, selection, summaries)
     return Preview(
         rendered=personalise(rendered, personal),

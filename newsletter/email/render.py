@@ -1,11 +1,13 @@
-"""The digest e-mail's HTML and plain text, rendered once per distinct body.
+"""The digest e-mail's HTML and plain text: one shared body per issue and variant.
 
 ``templates/email/digest.mjml`` is MJML with Jinja: control flow sits in ``<mj-raw>`` so MJML
 passes it through. MJML is compiled by the ``mjml`` package once per process (cached by path and
-modification time); the compiled HTML becomes a Jinja template with autoescaping, rendered per
-body. Links that differ per subscriber are left as SendGrid-style placeholders
-(``PLACEHOLDERS``) so one rendered body serves every subscriber with the same papers;
-``personalise`` fills them in for backends without substitutions (file, SMTP, previews).
+modification time); the compiled HTML becomes a Jinja template with autoescaping. It is rendered
+ONCE per issue and variant (with or without TL;DRs) with every card of the day's pool, then cut
+into a frame and card sections (``newsletter.email.shared``). Each subscriber's e-mail is that
+body plus their SendGrid-style ``substitutions`` (links, subject, counts, their cards in their
+order); ``personalise`` applies them (then the sections) exactly as SendGrid does, for the file
+and SMTP backends and previews.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import datetime as dt
 import textwrap
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,24 @@ from mjml import mjml_to_html
 
 from newsletter.config import Settings
 from newsletter.domain import IssueEntry, IssueView, Summary
+from newsletter.email import tags
 from newsletter.email.selection import Selection
+from newsletter.email.shared import (
+    KW1,
+    KW2,
+    MARKER_RE,
+    NUMBER,
+    SharedBody,
+    SliceError,
+    Slots,
+    slice_part,
+)
 from newsletter.paths import templates_dir
 from newsletter.sanitize import markdown_to_safe_html
 
 PLACEHOLDERS: dict[str, str] = {
-    "unsubscribe_url": "-unsubscribe_url-",
-    "preferences_url": "-preferences_url-",
+    "unsubscribe_url": tags.UNSUBSCRIBE,
+    "preferences_url": tags.PREFERENCES,
 }
 SNIPPET_CHARS = 400
 AUTHORS_SHOWN = 3
@@ -43,11 +56,14 @@ class TemplateError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
-    """One e-mail body; ``html`` and ``text`` may still hold ``PLACEHOLDERS``."""
+    """One e-mail body. ``subject``/``html``/``text`` may hold substitution keys (the links, and
+    in a shared body every per-subscriber slot); ``sections`` expand the card tags those
+    substitutions bring (empty once personalised)."""
 
     subject: str
     html: str
     text: str
+    sections: Mapping[str, str] = field(default_factory=dict)
 
 
 def email_templates_dir() -> Path:
@@ -78,16 +94,8 @@ def compiled_html(path: Path) -> str:
         return _compiled[key]
 
 
-def _defuse(text: str) -> str:
-    """Untrusted text must not contain a placeholder, or it would be replaced by a real link."""
-    for placeholder in PLACEHOLDERS.values():
-        if placeholder in text:
-            text = text.replace(placeholder, placeholder.replace("-", "\u2010"))
-    return text
-
-
-def _one_line(text: str) -> str:
-    return _defuse(" ".join(text.split()))
+_defuse = tags.defuse  # untrusted text never holds a tag (it would become a link or a card)
+_one_line = tags.one_line
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -122,6 +130,18 @@ def subject_line(settings: Settings, day: dt.date, count: int) -> str:
     return _one_line(subject)
 
 
+def intro_line(view: IssueView, count: int) -> str:
+    """The counts sentence under the date."""
+    cats = ", ".join(view.categories)
+    if not count:
+        return (
+            f"Nothing matched your interests among the {view.papers_found} papers "
+            f"announced in {cats}."
+        )
+    noun = "paper" if count == 1 else "papers"
+    return f"{count} {noun} for you, picked from {view.papers_found} announced in {cats}."
+
+
 def wrap(text: str, width: int = 72) -> str:
     """Plain-text paragraphs wrapped at ``width`` without breaking words or hyphens."""
     return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
@@ -144,14 +164,32 @@ def _paper_static(
         "authors": authors_line(paper.authors),
         "primary_category": paper.primary_category,
         "is_update": entry.is_update,
-        "tldr_html": Markup(markdown_to_safe_html(tldr)) if tldr else None,
+        # Markdown may spell a tag with escapes or entities: defuse what it produced too.
+        "tldr_html": Markup(_defuse(markdown_to_safe_html(tldr))) if tldr else None,
         "snippet": abstract,
         "text_body": wrap(f"TL;DR: {_one_line(tldr)}" if tldr else abstract),
     }
 
 
+_HTML_SLOTS = {
+    tags.HTML_SUBJECT,
+    tags.PREHEADER,
+    tags.INTRO,
+    tags.CARDS,
+    tags.NOTE,
+    tags.UNSUBSCRIBE,
+    tags.PREFERENCES,
+}
+_TEXT_SLOTS = {tags.TEXT_INTRO, tags.TEXT_CARDS, tags.TEXT_NOTE, tags.UNSUBSCRIBE, tags.PREFERENCES}
+
+
 class DigestRenderer:
-    """Renders digests with one settings object; the MJML is compiled at most once per process."""
+    """Renders digests with one settings object; the MJML is compiled at most once per process.
+
+    ``shared`` renders the day's body once per variant; ``render`` gives one selection's e-mail
+    from it (links still as ``PLACEHOLDERS``); ``render_direct`` renders the template for one
+    selection the slow way (the naive benchmark, and the reference the tests compare with).
+    """
 
     def __init__(self, settings: Settings, template_dir: Path | None = None):
         self.settings = settings
@@ -169,6 +207,8 @@ class DigestRenderer:
         )
         self._html_template: Template | None = None
         self._cards: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._shared: dict[tuple[int, int, bool], tuple[object, object, SharedBody]] = {}
+        self._lock = threading.Lock()
 
     def _html(self) -> Template:
         """The compiled template, looked up once per renderer (a new renderer sees edits)."""
@@ -192,42 +232,24 @@ class DigestRenderer:
             card = self._cards[key] = _paper_static(self.settings, view, entry, summary)
         return card
 
-    def context(
-        self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
+    def _paper(
+        self,
+        view: IssueView,
+        entry: IssueEntry,
+        summaries: Mapping[str, Summary],
+        include_summaries: bool,
     ) -> dict[str, Any]:
-        """Everything the templates show, as plain values (escaping is the templates' job)."""
+        summary = summaries.get(entry.paper.arxiv_id) if include_summaries else None
+        return self._card(view, entry, summary)
+
+    def _frame_context(self, view: IssueView) -> dict[str, Any]:
         s = self.settings
-        papers = [
-            {
-                **self._card(
-                    view,
-                    entry,
-                    summaries.get(entry.paper.arxiv_id) if selection.include_summaries else None,
-                ),
-                "matched": [
-                    _one_line(kw) for kw in selection.matched.get(entry.paper.arxiv_id, ())
-                ],
-            }
-            for entry in selection.entries
-        ]
-        count = len(papers)
-        if papers:
-            first = papers[0]["title"]
-            more = f" and {count - 1} more" if count > 1 else ""
-            preheader = snippet(f"{first}{more}", 140)
-        else:
-            preheader = "Nothing matched your interests in today's announcement."
         return {
             "site_name": s.site_name,
             "date": format_date(view.date),
             "date_iso": view.date.isoformat(),
-            "count": count,
             "papers_found": view.papers_found,
             "categories": ", ".join(view.categories),
-            "preheader": preheader,
-            "subject": subject_line(s, view.date, count),
-            "papers": papers,
-            "has_summaries": any(p["tldr_html"] for p in papers),
             "archive_url": f"{s.base_url}/archive/{view.date.isoformat()}",
             "archive_index_url": f"{s.base_url}/archive",
             "site_url": s.base_url,
@@ -237,25 +259,153 @@ class DigestRenderer:
             **PLACEHOLDERS,
         }
 
+    def slots(self, view: IssueView, selection: Selection) -> Slots:
+        """The per-subscriber sentences: subject, preheader, counts line."""
+        count = len(selection.entries)
+        if count:
+            first = _one_line(selection.entries[0].paper.title)
+            more = f" and {count - 1} more" if count > 1 else ""
+            preheader = snippet(f"{first}{more}", 140)
+        else:
+            preheader = "Nothing matched your interests in today's announcement."
+        return Slots(
+            subject=subject_line(self.settings, view.date, count),
+            preheader=preheader,
+            intro=intro_line(view, count),
+        )
+
+    def _render_parts(self, ctx: dict[str, Any]) -> tuple[str, str]:
+        try:
+            html = self._html().render(ctx)
+            text = self._env.get_template("digest.txt").render({**ctx, **ctx.pop("_text", {})})
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"digest template: {exc}") from exc
+        return html, text
+
+    def shared(
+        self, view: IssueView, summaries: Mapping[str, Summary], include_summaries: bool
+    ) -> SharedBody:
+        """The day's body for one variant: every card of the pool rendered once, then sliced."""
+        key = (id(view), id(summaries), include_summaries)
+        with self._lock:
+            hit = self._shared.get(key)
+            if hit is not None and hit[0] is view and hit[1] is summaries:
+                return hit[2]
+        entries: dict[str, IssueEntry] = {}
+        for entry in (*view.pool, *view.digest):
+            entries.setdefault(entry.paper.arxiv_id, entry)
+        papers = [
+            {
+                **self._paper(view, e, summaries, include_summaries),
+                "matched": [KW1, KW2],
+                "number": NUMBER,
+            }
+            for e in entries.values()
+        ]
+        subject_line(self.settings, view.date, 0)  # a bad subject template fails here, clearly
+        ctx = {
+            **self._frame_context(view),
+            "subject": tags.HTML_SUBJECT,
+            "preheader": tags.PREHEADER,
+            "intro": tags.INTRO,
+            "count": 0,
+            "papers": papers,
+            "has_summaries": True,
+            "_text": {"intro": tags.TEXT_INTRO},
+        }
+        html, text = self._render_parts(ctx)
+        ids = list(entries)
+        try:
+            h = slice_part("h", html, ids, _HTML_SLOTS)
+            t = slice_part("t", text, ids, _TEXT_SLOTS)
+        except (SliceError, tags.TagError) as exc:
+            raise TemplateError(f"digest template cannot be shared: {exc}") from exc
+        body = SharedBody(
+            subject=tags.SUBJECT,
+            html=h.frame,
+            text=t.frame,
+            sections={**h.sections, **t.sections},
+            html_cards=h.cards,
+            text_cards=t.cards,
+            html_why=h.why,
+            text_why=t.why,
+            has_tldr=frozenset(i for i, p in zip(ids, papers, strict=True) if p["tldr_html"]),
+            slots_for=lambda selection: self.slots(view, selection),
+        )
+        with self._lock:
+            if len(self._shared) > 16:
+                self._shared.clear()
+            self._shared[key] = (view, summaries, body)
+        return body
+
     def render(
         self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
     ) -> RenderedEmail:
-        ctx = self.context(view, selection, summaries)
-        html = self._html().render(ctx)
-        text = self._env.get_template("digest.txt").render(ctx)
-        return RenderedEmail(subject=ctx["subject"], html=html, text=text)
+        """One selection's e-mail from the shared body; the links stay ``PLACEHOLDERS``."""
+        body = self.shared(view, summaries, selection.include_summaries)
+        return personalise(shared_content(body), body.substitutions(selection))
+
+    def render_direct(
+        self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
+    ) -> RenderedEmail:
+        """The template rendered for this selection alone (the naive way; a test reference)."""
+        papers = [
+            {
+                **self._paper(view, entry, summaries, selection.include_summaries),
+                "matched": [_one_line(k) for k in selection.matched.get(entry.paper.arxiv_id, ())],
+                "number": n,
+            }
+            for n, entry in enumerate(selection.entries, start=1)
+        ]
+        slots = self.slots(view, selection)
+        ctx = {
+            **self._frame_context(view),
+            "subject": slots.subject,
+            "preheader": slots.preheader,
+            "intro": slots.intro,
+            "count": len(papers),
+            "papers": papers,
+            "has_summaries": any(p["tldr_html"] for p in papers),
+        }
+        html, text = self._render_parts(ctx)
+        return RenderedEmail(
+            subject=slots.subject, html=MARKER_RE.sub("", html), text=MARKER_RE.sub("", text)
+        )
 
 
-def personalise(rendered: RenderedEmail, links: Mapping[str, str]) -> RenderedEmail:
-    """Fill the placeholders with one subscriber's links (escaped for the HTML part)."""
+def shared_content(body: SharedBody) -> RenderedEmail:
+    """The shared body as backends take it: slots in the parts, card pieces in ``sections``."""
+    return RenderedEmail(body.subject, body.html, body.text, body.sections)
+
+
+def link_substitutions(links: Mapping[str, str]) -> dict[str, str]:
+    """One subscriber's links as substitutions. They go raw into the HTML (as with SendGrid),
+    so they must be http(s) URLs that need no HTML escaping. Sections are applied after the
+    substitutions, so a signed token that happens to spell a tag (``-t1p2-`` in base64url)
+    gets that tag's hyphens percent-encoded (``%2D``): the same URL once decoded."""
     missing = [k for k in PLACEHOLDERS if k not in links]
     if missing:
         raise ValueError(f"links missing for placeholders: {', '.join(missing)}")
-    html, text = rendered.html, rendered.text
+    out: dict[str, str] = {}
     for key, placeholder in PLACEHOLDERS.items():
         url = links[key]
         if not url.startswith(("https://", "http://")):
             raise ValueError(f"{key} must be an http(s) URL")
-        html = html.replace(placeholder, str(escape(url)))
-        text = text.replace(placeholder, url)
-    return replace(rendered, html=html, text=text)
+        if str(escape(url)) != url:
+            raise ValueError(f"{key} contains characters that need HTML escaping")
+        out[placeholder] = tags.KEY_RE.sub(lambda m: m.group().replace("-", "%2D"), url)
+    return out
+
+
+def personalise(content: Any, substitutions: Mapping[str, str]) -> RenderedEmail:
+    """One reader's e-mail: substitutions first, then sections, as SendGrid applies them.
+
+    ``content`` is a ``RenderedEmail`` or anything with ``subject``/``html``/``text`` (and
+    optionally ``sections``). Every backend that builds messages itself goes through here.
+    """
+    sections: Mapping[str, str] = getattr(content, "sections", None) or {}
+    return RenderedEmail(
+        subject=tags.apply_tags(content.subject, substitutions, sections),
+        html=tags.apply_tags(content.html, substitutions, sections),
+        text=tags.apply_tags(content.text, substitutions, sections),
+    )

@@ -54,6 +54,7 @@ def make_backend(
             key,
             d.sendgrid_host,
             sandbox_mode=d.sandbox_mode,
+            sections=d.sendgrid_sections,
             max_retries=d.max_retries,
             sleep=sleep,
             rng=rng,

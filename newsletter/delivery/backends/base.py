@@ -1,9 +1,10 @@
 """What every backend speaks: a batch (one body, many recipients) in, one outcome per recipient out.
 
-The body keeps the renderer's placeholders; each recipient brings the values for them
-(``substitutions``) and their own headers. SendGrid substitutes server side; the file and SMTP
-backends substitute locally with the same plain string replacement, so every backend delivers the
-same bytes to a reader.
+The body keeps the renderer's slots and its ``sections`` (card pieces shared by everyone); each
+recipient brings the values of the slots (``substitutions``) and their own headers. SendGrid
+applies them server side (substitutions, then sections); the file and SMTP backends apply them
+locally with ``newsletter.email.render.personalise``, the same plain string replacement in the
+same order, so every backend delivers the same bytes to a reader.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ OutcomeStatus = Literal["sent", "retry", "failed", "unknown"]
 
 
 class Content(Protocol):
-    """A rendered e-mail (``newsletter.email.render.RenderedEmail`` fits)."""
+    """A rendered e-mail (``newsletter.email.render.RenderedEmail`` fits; it may also carry
+    ``sections``, read with ``getattr`` so simple bodies need not)."""
 
     @property
     def subject(self) -> str: ...
@@ -89,13 +91,6 @@ class Backend(Protocol):
 
 class InvalidMessage(ValueError):
     """Data that must never reach a provider (e.g. CR/LF in a header): a permanent failure."""
-
-
-def substitute(text: str, substitutions: Mapping[str, str]) -> str:
-    """Replace each placeholder by its value, as SendGrid's substitutions do."""
-    for key, value in substitutions.items():
-        text = text.replace(key, value)
-    return text
 
 
 def check_header(name: str, value: str) -> None:

@@ -1,8 +1,10 @@
 """SendGrid v3 Mail Send with the official ``sendgrid`` package.
 
 One request carries one body and up to 1000 personalizations, each with its own ``to``,
-``substitutions`` (the personal links), ``headers`` (List-Unsubscribe) and ``custom_args`` (our
-Message-ID only: never personal data, since custom args travel into SendGrid's event stream).
+``substitutions`` (the personal links and the slots of the shared body: their cards, counts,
+subject), ``headers`` (List-Unsubscribe) and ``custom_args`` (our Message-ID only: never personal
+data, since custom args travel into SendGrid's event stream). The body's card pieces go in the
+message-level ``sections`` (only those the request's personalizations use).
 Every documented limit is checked here before a byte leaves, because a refused request costs a
 whole batch: 1000 personalizations, 30 MB per request, 10,000 bytes of custom args and of
 substitutions per personalization, 10 categories. 429 and 5xx are retried with exponential
@@ -49,6 +51,7 @@ from newsletter.delivery.backends.base import (
     check_header,
     check_headers,
 )
+from newsletter.email.tags import keys_in
 
 MAX_PERSONALIZATIONS = 1000
 MAX_REQUEST_BYTES = 30 * 1000 * 1000
@@ -152,30 +155,60 @@ def personalization(rcpt: Recipient) -> dict[str, Any]:
     return data
 
 
+def _sections_of(batch: Batch) -> dict[str, str]:
+    sections: dict[str, str] = dict(getattr(batch.content, "sections", None) or {})
+    for key, value in sections.items():
+        check_header("Section", key)
+        if not isinstance(value, str) or not value:
+            raise InvalidMessage(f"section {key} must be a non-empty string")
+    return sections
+
+
 def plan_requests(
     batch: Batch,
     *,
     sandbox: bool = False,
+    sections: bool = True,
     max_personalizations: int = MAX_PERSONALIZATIONS,
     max_bytes: int = MAX_REQUEST_BYTES,
 ) -> tuple[list[Request], dict[str, Outcome]]:
-    """Split a batch into requests within every limit; recipients that cannot fit fail here."""
+    """Split a batch into requests within every limit; recipients that cannot fit fail here.
+
+    A body with ``sections`` sends, in each request, only the sections its personalizations'
+    substitutions (or the body itself) refer to, counted in the 30 MB. ``sections=False``
+    (``delivery.sendgrid_sections`` off) refuses such a body: the sender expands it first.
+    """
     failed: dict[str, Outcome] = {}
     try:
         base = base_mail(batch, sandbox=sandbox)
+        all_sections = _sections_of(batch)
+        if all_sections and not sections:
+            raise InvalidMessage("the body has sections but delivery.sendgrid_sections is off")
     except InvalidMessage as exc:
         return [], {r.message_id: Outcome("failed", error=str(exc)) for r in batch.recipients}
+    content = batch.content
+    always = {
+        k for k in keys_in(f"{content.subject}{content.html}{content.text}") if k in all_sections
+    }
+    section_size = {k: _json_size({k: v}) for k, v in all_sections.items()}
     base_size = _json_size({**base, "personalizations": []})
+    fixed = base_size + (
+        _json_size({"sections": {k: all_sections[k] for k in always}}) if all_sections else 0
+    )
     requests: list[Request] = []
     chunk: list[dict[str, Any]] = []
     ids: list[str] = []
-    size = base_size
+    used: set[str] = set(always)
+    size = fixed
 
     def flush() -> None:
-        nonlocal chunk, ids, size
+        nonlocal chunk, ids, size, used
         if chunk:
-            requests.append(Request({**base, "personalizations": chunk}, tuple(ids)))
-        chunk, ids, size = [], [], base_size
+            body = {**base, "personalizations": chunk}
+            if used:
+                body["sections"] = {k: all_sections[k] for k in sorted(used)}
+            requests.append(Request(body, tuple(ids)))
+        chunk, ids, size, used = [], [], fixed, set(always)
 
     for rcpt in batch.recipients:
         try:
@@ -183,12 +216,21 @@ def plan_requests(
         except InvalidMessage as exc:
             failed[rcpt.message_id] = Outcome("failed", error=str(exc))
             continue
+        needs = {
+            k for v in rcpt.substitutions.values() for k in keys_in(v) if k in all_sections
+        } - set(always)
         extra = _json_size(data) + 2  # ", " between items
-        if base_size + extra > max_bytes:
+        alone = fixed + extra + sum(section_size[k] + 2 for k in needs)
+        if alone > max_bytes:
             failed[rcpt.message_id] = Outcome("failed", error="message exceeds 30 MB")
             continue
-        if len(chunk) >= max_personalizations or size + extra > max_bytes:
+        if (
+            len(chunk) >= max_personalizations
+            or size + extra + sum(section_size[k] + 2 for k in needs - used) > max_bytes
+        ):
             flush()
+        extra += sum(section_size[k] + 2 for k in needs - used)
+        used |= needs
         chunk.append(data)
         ids.append(rcpt.message_id)
         size += extra
@@ -222,6 +264,7 @@ class SendGridBackend:
         host: str = "https://api.sendgrid.com",
         *,
         sandbox_mode: bool = False,
+        sections: bool = True,
         max_retries: int = 5,
         timeout: float = 30.0,
         backoff_base: float = 1.0,
@@ -232,6 +275,8 @@ class SendGridBackend:
     ) -> None:
         self.client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
         self.sandbox_mode = sandbox_mode
+        self.sections = sections  # may message-level ``sections`` be sent (else: expand first)
+        self.substitution_limit = MAX_SUBSTITUTIONS_BYTES
         self.max_retries = max_retries
         self.timeout = timeout
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
@@ -282,7 +327,7 @@ class SendGridBackend:
             attempt += 1
 
     def send_batch(self, batch: Batch) -> dict[str, Outcome]:
-        requests, outcomes = plan_requests(batch, sandbox=self.sandbox_mode)
+        requests, outcomes = plan_requests(batch, sandbox=self.sandbox_mode, sections=self.sections)
         for req in requests:
             outcome = self.post(req.body)
             for mid in req.message_ids:

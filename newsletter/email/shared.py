@@ -1,0 +1,256 @@
+"""One body for every subscriber: the digest rendered once, cut into a frame and card sections.
+
+The templates mark each card (``<!--nl:card-->…<!--nl:/card-->``), the "why you got it" block
+inside it (``<!--nl:why-->…``), where the card list goes (``<!--nl:cards-->``) and the model
+disclaimer (``<!--nl:note-->…``). The renderer renders ALL of the day's cards once, with sentinel
+characters where per-subscriber values go (the keywords, the card's number in the text part);
+``slice_body`` cuts that into:
+
+- the frame: everything but the cards, with slots (``-cards-``, ``-intro-``, ``-subject-``…);
+- sections: each card's static pieces (``-h3p0-``, ``-h3p1-`` for card 3 in HTML, ``-t3p…-`` in
+  text), the pieces of the "why" line around the keywords, and the disclaimer.
+
+``SharedBody.substitutions(selection)`` is one subscriber's slot values: their cards in their
+order as section tags with their escaped keywords in between, their count, subject, preheader.
+Keywords never touch a tag's hyphen (a non-key character always separates them), so no keyword
+can complete a tag.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from markupsafe import escape
+
+from newsletter.email import tags
+from newsletter.email.selection import Selection
+
+# Sentinels (Unicode private use) rendered where per-subscriber values go, then cut out.
+KW1, KW2, NUMBER = "\ue101", "\ue102", "\ue103"
+MARKER_RE = re.compile(r"<!--nl:/?[a-z]+-->")
+_CARD_RE = re.compile(r"<!--nl:card-->(.*?)<!--nl:/card-->", re.DOTALL)
+_NOTE_RE = re.compile(r"<!--nl:note-->(.*?)<!--nl:/note-->", re.DOTALL)
+_SLOT_RE = re.compile(rf"(<!--nl:why-->.*?<!--nl:/why-->|{NUMBER})", re.DOTALL)
+_KEYISH = re.compile(r"[A-Za-z0-9_-]")
+
+Slot = Literal["num", "why"]
+
+
+class SliceError(ValueError):
+    """The rendered template does not have the structure the slicer needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """How to write one part's "why you got it" line for any list of keywords.
+
+    The line is ``open kw1 mid kw2 … close``; the boundary characters of each static piece stay
+    in the substitution value (``lead``/``trail``) so a keyword always sits between two non-key
+    characters, and the rest of each piece is a section (``key`` is empty when nothing is left).
+    """
+
+    open_key: str
+    open_trail: str
+    mid_lead: str
+    mid_key: str
+    mid_trail: str
+    close_lead: str
+    close_key: str
+
+    def value(self, keywords: tuple[str, ...]) -> str:
+        if not keywords:
+            return ""
+        mid = f"{self.mid_lead}{self.mid_key}{self.mid_trail}"
+        return (
+            f"{self.open_key}{self.open_trail}{mid.join(keywords)}{self.close_lead}{self.close_key}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CardLayout:
+    """One card in one part: its section keys in order, with a slot after each but the last."""
+
+    pieces: tuple[str, ...]  # section key, or "" for an empty piece
+    slots: tuple[Slot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PartSlices:
+    frame: str
+    cards: dict[str, CardLayout]
+    why: Why | None
+    sections: dict[str, str]
+
+
+def _boundary(text: str, where: str, at_start: bool) -> tuple[str, str]:
+    """Split off the boundary character; it must not be one that could be part of a key."""
+    if not text:
+        raise SliceError(f"the {where} of the why line is empty")
+    ch = text[0] if at_start else text[-1]
+    if _KEYISH.match(ch):
+        raise SliceError(f"the {where} of the why line must be next to punctuation or space")
+    return (ch, text[1:]) if at_start else (ch, text[:-1])
+
+
+def _why(part: str, block: str, sections: dict[str, str]) -> Why:
+    """The why block rendered with keywords KW1, KW2: ``open KW1 mid KW2 close``."""
+    inner = block.removeprefix("<!--nl:why-->").removesuffix("<!--nl:/why-->")
+    head, sep1, rest = inner.partition(KW1)
+    mid, sep2, close = rest.partition(KW2)
+    if not sep1 or not sep2:
+        raise SliceError("the why block does not show the keywords")
+    trail, open_text = _boundary(head, "start", at_start=False)
+    lead, mid_rest = _boundary(mid, "middle", at_start=True)
+    mid_trail, mid_text = _boundary(mid_rest, "middle", at_start=False) if mid_rest else ("", "")
+    close_lead, close_text = _boundary(close, "end", at_start=True)
+    keys: dict[str, str] = {}
+    for which, text in (("o", open_text), ("m", mid_text), ("c", close_text)):
+        if text:
+            key = tags.why_key(part, which)
+            sections[key] = text
+            keys[which] = key
+    return Why(
+        open_key=keys.get("o", ""),
+        open_trail=trail,
+        mid_lead=lead,
+        mid_key=keys.get("m", ""),
+        mid_trail=mid_trail,
+        close_lead=close_lead,
+        close_key=keys.get("c", ""),
+    )
+
+
+def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[str]) -> PartSlices:
+    """Cut one rendered part ("h" HTML or "t" text) into frame, card layouts and sections."""
+    sections: dict[str, str] = {}
+    blocks = _CARD_RE.findall(rendered)
+    if len(blocks) != len(card_ids):
+        raise SliceError(f"{len(blocks)} card blocks rendered for {len(card_ids)} papers")
+    cards_slot = tags.CARDS if part == "h" else tags.TEXT_CARDS
+    note_slot, note_key = (
+        (tags.NOTE, tags.DISCLAIMER) if part == "h" else (tags.TEXT_NOTE, tags.TEXT_DISCLAIMER)
+    )
+    frame = _CARD_RE.sub("", rendered)
+    if frame.count("<!--nl:cards-->") != 1 or len(_NOTE_RE.findall(frame)) != 1:
+        raise SliceError("the template must mark the card list and the note exactly once")
+    note = _NOTE_RE.search(frame)
+    assert note is not None
+    if note.group(1):
+        sections[note_key] = note.group(1)
+    frame = _NOTE_RE.sub(lambda _m: note_slot, frame).replace("<!--nl:cards-->", cards_slot)
+    if MARKER_RE.search(frame):
+        raise SliceError("an unknown <!--nl:…--> marker is left in the frame")
+    why: Why | None = None
+    layouts: dict[str, CardLayout] = {}
+    for index, (arxiv_id, block) in enumerate(zip(card_ids, blocks, strict=True)):
+        split = _SLOT_RE.split(block)
+        pieces, found = split[0::2], split[1::2]
+        slots: list[Slot] = []
+        for token in found:
+            if token == NUMBER:
+                slots.append("num")
+                continue
+            slots.append("why")
+            this = _why(part, token, sections)
+            if why is None:
+                why = this
+            elif this != why:
+                raise SliceError("the why block differs between cards")
+        keys: list[str] = []
+        for n, text in enumerate(pieces):
+            if MARKER_RE.search(text) or KW1 in text or KW2 in text or NUMBER in text:
+                raise SliceError(f"card {arxiv_id}: a marker or sentinel is left in its text")
+            key = tags.piece_key(part, index, n) if text else ""
+            if key:
+                sections[key] = text
+            keys.append(key)
+        layouts[arxiv_id] = CardLayout(tuple(keys), tuple(slots))
+    for key, value in sections.items():
+        tags.check_section(key, value)
+    tags.check_frame(frame, frame_slots)
+    return PartSlices(frame, layouts, why, sections)
+
+
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """What the frame's per-subscriber slots say for one count (computed by the renderer)."""
+
+    subject: str
+    preheader: str
+    intro: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBody:
+    """The day's body for one variant (with or without TL;DRs), shared by every subscriber.
+
+    ``subject``/``html``/``text`` hold slots and ``sections`` the card pieces: together with one
+    subscriber's ``substitutions`` they make that subscriber's e-mail (``render.personalise``).
+    """
+
+    subject: str
+    html: str
+    text: str
+    sections: dict[str, str]
+    html_cards: dict[str, CardLayout]
+    text_cards: dict[str, CardLayout]
+    html_why: Why | None
+    text_why: Why | None
+    has_tldr: frozenset[str]
+    slots_for: Callable[[Selection], Slots]
+
+    def substitutions(self, selection: Selection) -> dict[str, str]:
+        """One subscriber's slot values (links not included: see ``render.link_substitutions``)."""
+        html_cards: list[str] = []
+        text_cards: list[str] = []
+        for position, entry in enumerate(selection.entries, start=1):
+            arxiv_id = entry.paper.arxiv_id
+            if arxiv_id not in self.html_cards:
+                raise KeyError(f"paper {arxiv_id} is not in the day's pool")
+            keywords = selection.matched.get(arxiv_id, ())
+            html_cards.append(
+                _card(self.html_cards[arxiv_id], self.html_why, keywords, position, html=True)
+            )
+            text_cards.append(
+                _card(self.text_cards[arxiv_id], self.text_why, keywords, position, html=False)
+            )
+        slots = self.slots_for(selection)
+        shows_tldr = any(e.paper.arxiv_id in self.has_tldr for e in selection.entries)
+        return {
+            tags.SUBJECT: slots.subject,
+            tags.HTML_SUBJECT: str(escape(slots.subject)),
+            tags.PREHEADER: str(escape(slots.preheader)),
+            tags.INTRO: str(escape(slots.intro)),
+            tags.TEXT_INTRO: slots.intro,
+            tags.CARDS: "".join(html_cards),
+            tags.TEXT_CARDS: "".join(text_cards),
+            tags.NOTE: tags.DISCLAIMER if shows_tldr and tags.DISCLAIMER in self.sections else "",
+            tags.TEXT_NOTE: (
+                tags.TEXT_DISCLAIMER if shows_tldr and tags.TEXT_DISCLAIMER in self.sections else ""
+            ),
+        }
+
+
+def _card(
+    layout: CardLayout, why: Why | None, keywords: tuple[str, ...], position: int, *, html: bool
+) -> str:
+    out: list[str] = []
+    for n, key in enumerate(layout.pieces):
+        out.append(key)
+        if n < len(layout.slots):
+            if layout.slots[n] == "num":
+                out.append(str(position))
+            elif why is not None:
+                shown = tuple(
+                    str(escape(tags.one_line(k))) if html else tags.one_line(k) for k in keywords
+                )
+                out.append(why.value(shown))
+    return "".join(out)
+
+
+def expand_sections(text: str, sections: Mapping[str, str]) -> str:
+    """Only the sections (for a body whose slots were already filled)."""
+    return tags.apply_tags(text, {}, sections)

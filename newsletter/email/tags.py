@@ -1,0 +1,96 @@
+"""SendGrid-style tags: the keys of per-subscriber substitutions and of message-level sections.
+
+One e-mail body serves every subscriber: per subscriber, ``substitutions`` fill the frame's slots
+(links, subject, counts, the list of cards) and the message-level ``sections`` expand the card tags
+those values contain. SendGrid applies substitutions first, then sections; ``apply_tags`` does the
+same locally (file and SMTP backends, previews), so every backend delivers the same bytes.
+
+Every key is a hyphen-delimited token (``-cards-``, ``-h12p0-``). Untrusted text (titles,
+abstracts, TL;DRs, keywords) is passed through ``defuse`` so it can never contain a key and be
+turned into a link or a card.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+# Links (the placeholders the renderer has always used).
+UNSUBSCRIBE = "-unsubscribe_url-"
+PREFERENCES = "-preferences_url-"
+# Frame slots filled per subscriber (h = HTML part, t = text part).
+SUBJECT = "-subject-"
+HTML_SUBJECT = "-hsubject-"
+PREHEADER = "-preheader-"
+INTRO, TEXT_INTRO = "-intro-", "-tintro-"
+CARDS, TEXT_CARDS = "-cards-", "-tcards-"
+NOTE, TEXT_NOTE = "-note-", "-tnote-"
+# Sections (message level, the same for everyone).
+DISCLAIMER, TEXT_DISCLAIMER = "-hdisclaimer-", "-tdisclaimer-"
+
+_NAMES = (
+    r"unsubscribe_url|preferences_url|subject|hsubject|preheader|t?intro|t?cards|t?note"
+    r"|[ht]disclaimer|[ht]\d+p\d+|[ht]w[omc]"
+)
+KEY_RE = re.compile(rf"-(?:{_NAMES})-", re.IGNORECASE)
+# Text that could complete a key across a boundary: "-abc" before it, or "abc-" after it.
+_OPEN_TAIL = re.compile(r"-[A-Za-z0-9_]*\Z")
+_OPEN_HEAD = re.compile(r"\A[A-Za-z0-9_]*-")
+
+
+class TagError(ValueError):
+    """Static text (template, configuration) would contain or complete a tag key."""
+
+
+def piece_key(part: str, card: int, piece: int) -> str:
+    """The section key of one static piece of one card (``part``: "h" or "t")."""
+    return f"-{part}{card}p{piece}-"
+
+
+def why_key(part: str, which: str) -> str:
+    """Section keys of the "why you got it" line: open, middle (between keywords), close."""
+    return f"-{part}w{which}-"
+
+
+def defuse(text: str) -> str:
+    """Untrusted text with every key-like token broken (hyphens become U+2010, which look alike)."""
+    if "-" not in text:
+        return text
+    return KEY_RE.sub(lambda m: m.group().replace("-", "\u2010"), text)
+
+
+def one_line(text: str) -> str:
+    """Untrusted text on one line (whitespace collapsed), defused."""
+    return defuse(" ".join(text.split()))
+
+
+def keys_in(text: str) -> list[str]:
+    return KEY_RE.findall(text)
+
+
+def check_section(key: str, value: str) -> None:
+    """A section value holds no key and cannot complete one with what is put next to it."""
+    found = keys_in(value)
+    if found:
+        raise TagError(f"section {key} contains the tag {found[0]}")
+    if _OPEN_TAIL.search(value) or _OPEN_HEAD.match(value):
+        raise TagError(f"section {key} starts or ends with a tag-like fragment")
+
+
+def check_frame(frame: str, slots: set[str]) -> None:
+    """The frame holds only the expected slots, and nothing next to a slot can complete a key."""
+    for m in KEY_RE.finditer(frame):
+        if m.group() not in slots:
+            raise TagError(f"the e-mail contains the tag {m.group()} outside a slot")
+        if _OPEN_TAIL.search(frame, 0, m.start()) or _OPEN_HEAD.match(frame, m.end()):
+            raise TagError(f"text next to {m.group()} could complete a tag")
+
+
+def apply_tags(text: str, substitutions: Mapping[str, str], sections: Mapping[str, str]) -> str:
+    """SendGrid's order: every substitution, then every section, as plain string replacement."""
+    for key, value in substitutions.items():
+        if key in text:
+            text = text.replace(key, value)
+    if sections and "-" in text:
+        text = KEY_RE.sub(lambda m: sections.get(m.group(), m.group()), text)
+    return text
