@@ -4,6 +4,9 @@ Modes:
   hold-lock URL NAME          take the lock, print "held", wait for stdin to close
   race URL DAY GATE_DIR NAME  wait for GATE_DIR/go, run_once with a gated job, print the outcome
   serve URL PORT GATE_DIR     the service (web + scheduler) with a batch job that honours stop
+  race-pipeline URL DAY GATE_DIR NAME ARXIV_URL OUT_DIR
+                              wait for GATE_DIR/go, run_once with the REAL pipeline (arXiv at
+                              ARXIV_URL, file outbox in OUT_DIR), print the outcome
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
@@ -68,6 +72,25 @@ def race(url: str, day: str, gate: Path, name: str) -> None:
     result = run_once(
         settings, engine, date=dt.date.fromisoformat(day), trigger="schedule", job=gated_job
     )
+    print(
+        json.dumps({"name": name, "outcome": result.outcome, "run_id": result.run_id}), flush=True
+    )
+
+
+def race_pipeline(url: str, day: str, gate: Path, name: str, arxiv: str, out: Path) -> None:
+    """The real digest, fired by two processes at once: the lock lets exactly one build and send."""
+    settings = settings_for_tests(
+        database_url=url,
+        categories=["cs.LG"],
+        keywords=["learning"],
+        archive_dir=str(out / "archive"),
+        arxiv={"rss_url": f"{arxiv}/rss/", "api_url": f"{arxiv}/api/query", "delay_seconds": 0},
+        delivery={"outbox_dir": str(out / "outbox")},
+    ).model_copy(update={"secret_key": SecretStr("race-Hq3Zt8Wm1Vx6Kp4Ns9Lb2Dg7Fj5Rc0")})
+    engine = make_engine(url)
+    (gate / f"ready-{name}").touch()
+    wait_file(gate / "go")
+    result = run_once(settings, engine, date=dt.date.fromisoformat(day), trigger="schedule")
     print(
         json.dumps({"name": name, "outcome": result.outcome, "run_id": result.run_id}), flush=True
     )
@@ -156,6 +179,8 @@ def main(argv: list[str]) -> None:
         race(argv[1], argv[2], Path(argv[3]), argv[4])
     elif mode == "serve":
         serve(argv[1], int(argv[2]), Path(argv[3]))
+    elif mode == "race-pipeline":
+        race_pipeline(argv[1], argv[2], Path(argv[3]), argv[4], argv[5], Path(argv[6]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

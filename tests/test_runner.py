@@ -155,6 +155,50 @@ def test_two_processes_racing_run_the_day_once(
         assert session.exec(select(IssueRow.status).where(IssueRow.date == DAY)).one() == "sent"
 
 
+def test_two_processes_running_the_real_pipeline_send_each_email_once(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """Two OS processes run the real digest for the same day against one database: one builds
+    and sends it, the other meets the lock or the sent issue; nobody is mailed twice."""
+    from newsletter.arxiv_replay import demo_server
+    from newsletter.config import settings_for_tests
+    from newsletter.delivery_models import Delivery
+    from subscribers import service
+
+    settings = settings_for_tests(database_url=database_url, categories=["cs.LG"])
+    with session_scope(engine) as session:
+        for address in ("ada@example.org", "grace@example.org", "alan@example.org"):
+            service.add(session, settings=settings, email=address, active=True)
+    with demo_server() as arxiv:
+        day = arxiv.date.isoformat()
+        procs = {
+            name: start_worker(
+                ["race-pipeline", database_url, day, str(tmp_path), name, arxiv.url, str(tmp_path)]
+            )
+            for name in ("a", "b")
+        }
+        try:
+            wait_for(lambda: all((tmp_path / f"ready-{n}").exists() for n in procs), what="ready")
+            (tmp_path / "go").touch()
+            outcomes = {}
+            for name, proc in procs.items():
+                out, err = proc.communicate(timeout=60)
+                assert proc.returncode == 0, err
+                outcomes[name] = json.loads(out)["outcome"]
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
+    assert sorted(outcomes.values()) in (["locked", "ok"], ["already-done", "ok"]), outcomes
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+    with session_scope(engine) as session:
+        statuses = session.exec(select(Delivery.status)).all()
+        issue = session.exec(select(IssueRow).where(IssueRow.date == dt.date.fromisoformat(day)))
+        assert sorted(statuses) == ["sent", "sent", "sent"]
+        assert issue.one().status == "sent"
+
+
 def test_pipeline_style_results_are_converted() -> None:
     from newsletter.runner import as_job_result
 
