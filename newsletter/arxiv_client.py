@@ -12,7 +12,6 @@ results, but its own sleeping and retrying are switched off (``delay_seconds=0``
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +27,7 @@ from newsletter import __version__
 from newsletter.arxiv_feed import ARXIV_ID_RE, NS, normalise_text, normalise_title
 from newsletter.config import ArxivSettings
 from newsletter.domain import Paper
+from newsletter.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +59,6 @@ class _Verdict:
 
 
 _OK = _Verdict()
-
-
-def _retry_after(value: str | None, now: dt.datetime) -> float | None:
-    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _api_error_message(body: bytes) -> str | None:
@@ -285,7 +269,7 @@ class ArxivClient:
                     if verdict.problem is None:
                         return body
                 now = dt.datetime.now(dt.UTC)
-                retry_after = _retry_after(headers.get("Retry-After"), now)
+                retry_after = retry_after_seconds(headers.get("Retry-After"), now)
             finally:
                 self._last_request = self._clock()
             problem = verdict.problem or "unknown problem"

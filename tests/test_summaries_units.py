@@ -13,7 +13,7 @@ from newsletter.summaries.budget import TokenBudget
 from newsletter.summaries.model_client import (
     BACKOFF_CAP_SECONDS,
     backoff_seconds,
-    retry_after_seconds,
+    wait_asked,
 )
 from newsletter.summaries.prompt import load_prompt, paper_block, prompt_hash
 from newsletter.summaries.reply import ReplyError, parse_reply, shorten_tldr
@@ -68,12 +68,12 @@ def test_a_long_tldr_is_cut_politely() -> None:
 
 def test_retry_after_in_seconds_milliseconds_and_dates() -> None:
     now = dt.datetime(2026, 4, 20, 12, 0, tzinfo=dt.UTC)
-    assert retry_after_seconds({"retry-after": "7"}) == 7.0
-    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert wait_asked({"retry-after": "7"}) == 7.0
+    assert wait_asked({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     date = "Mon, 20 Apr 2026 12:00:30 GMT"
-    assert retry_after_seconds({"retry-after": date}, now=now) == 30.0
-    assert retry_after_seconds({"retry-after": "soon"}) is None
-    assert retry_after_seconds({}) is None
+    assert wait_asked({"retry-after": date}, now=now) == 30.0
+    assert wait_asked({"retry-after": "soon"}) is None
+    assert wait_asked({}) is None
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:

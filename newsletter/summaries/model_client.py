@@ -9,7 +9,6 @@ waiting at least what ``Retry-After`` asks, and giving up rather than waiting lo
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import random
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import openai
 
 from newsletter.config import AISummarySettings
+from newsletter.retry_after import retry_after_seconds
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
@@ -39,29 +39,15 @@ class Completion:
     finish_reason: str | None
 
 
-def retry_after_seconds(headers: Mapping[str, str], now: dt.datetime | None = None) -> float | None:
-    """``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if the server sent one."""
+def wait_asked(headers: Mapping[str, str], now: dt.datetime | None = None) -> float | None:
+    """``retry-after-ms`` (OpenAI's) or ``Retry-After``, if the server sent one."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
         try:
             return max(float(raw_ms) / 1000.0, 0.0)
         except ValueError:
             pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    current = now or dt.datetime.now(dt.UTC)
-    return max((when - current).total_seconds(), 0.0)
+    return retry_after_seconds(headers.get("retry-after"), now or dt.datetime.now(dt.UTC))
 
 
 def backoff_seconds(attempt: int, rng: random.Random) -> float:
@@ -134,7 +120,7 @@ class ModelClient:
                 reason = f"HTTP {status}: {_error_message(exc)}"
                 if status not in RETRY_STATUSES and status < 500:
                     raise CallError(reason) from exc
-                wait = retry_after_seconds(exc.response.headers)
+                wait = wait_asked(exc.response.headers)
             else:
                 return _completion(response, sum(len(m["content"]) for m in messages))
             if attempt >= retries:
