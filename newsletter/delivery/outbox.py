@@ -14,14 +14,15 @@ get it twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from newsletter.delivery.backends.base import Outcome
 from newsletter.delivery_models import Delivery
@@ -52,6 +53,17 @@ class NewDelivery:
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A transaction of its own on an engine; the caller's on a connection (one commit for a
+    whole wave's suppression marks and claim)."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
 
 
 def _insert_ignore(engine: Engine) -> Any:
@@ -126,10 +138,11 @@ def resolve_in_flight(engine: Engine, issue_id: int, policy: str) -> list[Pendin
     return rows
 
 
-def claim(engine: Engine, delivery_ids: Sequence[int]) -> set[int]:
-    """Move queued rows to ``sending`` (committed) and return those this call moved."""
+def claim(bind: Engine | Connection, delivery_ids: Sequence[int]) -> set[int]:
+    """Move queued rows to ``sending`` and return those this call moved (committed at once on
+    an engine; on a connection, with the caller's transaction)."""
     claimed: set[int] = set()
-    with engine.begin() as conn:
+    with _transaction(bind) as conn:
         for chunk in _chunks(delivery_ids):
             result = conn.execute(
                 update(TABLE)
@@ -141,9 +154,11 @@ def claim(engine: Engine, delivery_ids: Sequence[int]) -> set[int]:
     return claimed
 
 
-def mark(engine: Engine, delivery_ids: Sequence[int], status: str, error: str | None) -> None:
+def mark(
+    bind: Engine | Connection, delivery_ids: Sequence[int], status: str, error: str | None
+) -> None:
     """Set a status on rows that are not finished yet (used for ``skipped``)."""
-    with engine.begin() as conn:
+    with _transaction(bind) as conn:
         for chunk in _chunks(delivery_ids):
             conn.execute(
                 update(TABLE)

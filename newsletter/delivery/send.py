@@ -20,7 +20,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from newsletter.delivery import outbox
 from newsletter.delivery.backends import Backend, Batch, Outcome, Recipient, Sender, make_backend
 from newsletter.delivery.outbox import NewDelivery, Pending
 from newsletter.delivery.suppression import SUBS, SUPP, blocked_ids, email_hash
+from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
 from newsletter.email.headers import digest_headers, list_id, new_message_id
 from newsletter.email.render import (
@@ -162,8 +162,20 @@ def _load_view(engine: Engine, issue_date: dt.date) -> IssueView:
     return view
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A claimed batch: its body and the recipients whose rows are now ``sending``."""
+
+    content: RenderedEmail
+    items: Sequence[_Item]
+
+
+Results = list[tuple[int, Outcome]]  # (delivery id, outcome) of one batch
+
+
 class _Sender:
-    """Runs the batches of one issue: suppression check, claim, request, record."""
+    """The three steps of ``waves.run_waves`` for one issue: claim a wave (suppression re-check
+    and ``queued -> sending`` in one transaction), send one batch, record outcomes in bulk."""
 
     def __init__(
         self,
@@ -171,10 +183,11 @@ class _Sender:
         settings: Settings,
         backend: Backend,
         report: SendReport,
-        stop: threading.Event,
+        render: Callable[[BodyKey], RenderedEmail],
+        categories: tuple[str, ...],
     ) -> None:
         self.engine, self.settings, self.backend = engine, settings, backend
-        self.report, self.stop = report, stop
+        self.report, self.render, self.categories = report, render, categories
         self.policy = settings.delivery.in_flight_policy
         self.lock = threading.Lock()
         s = settings
@@ -202,47 +215,57 @@ class _Sender:
             headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
         )
 
-    def run_batch(
-        self, content: RenderedEmail, items: Sequence[_Item], categories: tuple[str, ...]
-    ) -> None:
-        if self.stop.is_set():
-            return
-        with Session(self.engine) as session:
-            blocked = blocked_ids(session, [i.pending.subscriber_id for i in items])
-        skipped = [i.pending.delivery_id for i in items if i.pending.subscriber_id in blocked]
-        if skipped:
-            outbox.mark(self.engine, skipped, "skipped", "suppressed or no longer active")
-        live = [i for i in items if i.pending.subscriber_id not in blocked]
-        claimed = outbox.claim(self.engine, [i.pending.delivery_id for i in live])
-        live = [i for i in live if i.pending.delivery_id in claimed]
-        outcomes: dict[str, Outcome] = {}
-        if live:
-            try:
-                recipients = tuple(self.recipient(i) for i in live)
-                batch = Batch(
-                    content=content,
-                    recipients=recipients,
-                    sender=self.sender,
-                    headers={"List-Id": self.list_id},
-                    categories=categories,
-                )
-                outcomes = self.backend.send_batch(batch)
-            except Exception as exc:  # a bug or bad data: record it, keep the other batches going
-                log.exception("batch of %d failed before sending", len(live))
-                outcomes = {
-                    i.pending.message_id: Outcome("retry", error=f"{type(exc).__name__}: {exc}")
-                    for i in live
-                }
-        results = [
+    def claim(self, wave: Sequence[tuple[BodyKey, list[_Item]]]) -> list[_Job | None]:
+        """Suppression re-check and claim for a whole wave, committed before any request."""
+        items = [i for _, batch in wave for i in batch]
+        with self.engine.begin() as conn:
+            blocked = blocked_ids(conn, [i.pending.subscriber_id for i in items])
+            skipped = [i.pending.delivery_id for i in items if i.pending.subscriber_id in blocked]
+            if skipped:
+                outbox.mark(conn, skipped, "skipped", "suppressed or no longer active")
+            claimed = outbox.claim(
+                conn,
+                [i.pending.delivery_id for i in items if i.pending.subscriber_id not in blocked],
+            )
+        with self.lock:
+            self.report.batches += len(wave)
+            self.report.skipped += len(skipped)
+        jobs: list[_Job | None] = []
+        for key, batch in wave:
+            live = [i for i in batch if i.pending.delivery_id in claimed]
+            jobs.append(_Job(self.render(key), live) if live else None)
+        return jobs
+
+    def send(self, job: _Job) -> Results:
+        """One batch's request(s); never raises for a bad recipient or a provider problem."""
+        try:
+            recipients = tuple(self.recipient(i) for i in job.items)
+            batch = Batch(
+                content=job.content,
+                recipients=recipients,
+                sender=self.sender,
+                headers={"List-Id": self.list_id},
+                categories=self.categories,
+            )
+            outcomes = self.backend.send_batch(batch)
+        except Exception as exc:  # a bug or bad data: record it, keep the other batches going
+            log.exception("batch of %d failed before sending", len(job.items))
+            outcomes = {
+                i.pending.message_id: Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+                for i in job.items
+            }
+        return [
             (i.pending.delivery_id, outcomes.get(i.pending.message_id, Outcome("unknown")))
-            for i in live
+            for i in job.items
         ]
-        outbox.record(self.engine, results, self.policy)
+
+    def record(self, results: Sequence[Results]) -> None:
+        """The outcomes that have arrived, in one transaction; then this run's counts."""
+        flat = [r for batch in results for r in batch]
+        outbox.record(self.engine, flat, self.policy)
         with self.lock:
             r = self.report
-            r.batches += 1
-            r.skipped += len(skipped)
-            for _, outcome in results:
+            for _, outcome in flat:
                 target = outbox.status_after(outcome, self.policy)
                 if target == "queued":
                     r.deferred += 1
@@ -362,18 +385,31 @@ def send_issue(
         report.recipients = sum(len(v) for v in groups.values())
         report.distinct_bodies = len(groups)
         categories = ("digest", f"digest-{issue_date.isoformat()}")
+        current: list[tuple[BodyKey, RenderedEmail]] = []
 
         def render(key: BodyKey) -> RenderedEmail:
+            """Bodies are made just before their first batch and dropped after their last
+            (batches come grouped by body), so memory holds a wave's bodies, not them all."""
+            if current and current[0][0] == key:
+                return current[0][1]
             variant, expanded = key
             content = shared_content(bodies[variant])
-            if expanded is None:
-                return content
-            with _timed(t, "render"):
-                return personalise(content, dict(expanded))
+            if expanded is not None:
+                with _timed(t, "render"):
+                    content = personalise(content, dict(expanded))
+            current[:] = [(key, content)]
+            return content
 
         with _timed(t, "send"):
-            runner = _Sender(engine, settings, chosen, report, stop)
-            _run_all(runner, render, plan_batches(groups, chosen.max_batch), categories, settings)
+            runner = _Sender(engine, settings, chosen, report, render, categories)
+            run_waves(
+                plan_batches(groups, chosen.max_batch),
+                concurrency=settings.delivery.concurrency,
+                claim=runner.claim,
+                send=runner.send,
+                record=runner.record,
+                stop=stop,
+            )
         t["send"] -= t.get("render", 0.0) - shared_render
         report.stopped = stop.is_set()
         report.requests = int(getattr(chosen, "requests", report.batches))
@@ -384,33 +420,3 @@ def send_issue(
         if backend is None:
             chosen.close()
     return report
-
-
-def _run_all(
-    runner: _Sender,
-    render: Callable[[Any], RenderedEmail],
-    batches: Sequence[tuple[Any, list[_Item]]],
-    categories: tuple[str, ...],
-    settings: Settings,
-) -> None:
-    """At most ``delivery.concurrency`` batches in flight; stop taking new ones on ``stop``.
-
-    Bodies are rendered just before their first batch and dropped after their last, so memory
-    holds only the bodies in flight, not one per distinct selection.
-    """
-    slots = threading.BoundedSemaphore(settings.delivery.concurrency)
-    futures: list[Future[None]] = []
-    current: tuple[Any, RenderedEmail] | None = None
-    with ThreadPoolExecutor(max_workers=settings.delivery.concurrency) as pool:
-        for key, items in batches:
-            slots.acquire()
-            if runner.stop.is_set():
-                slots.release()
-                break
-            if current is None or current[0] != key:
-                current = (key, render(key))
-            future = pool.submit(runner.run_batch, current[1], items, categories)
-            future.add_done_callback(lambda _f: slots.release())
-            futures.append(future)
-    for future in futures:
-        future.result()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from subscribers.models import Subscriber, Suppression
@@ -22,7 +23,7 @@ SUBS = Subscriber.__table__.c  # type: ignore[attr-defined]
 SUPP = Suppression.__table__.c  # type: ignore[attr-defined]
 
 
-def blocked_ids(session: Session, subscriber_ids: Iterable[int]) -> set[int]:
+def blocked_ids(session: Session | Connection, subscriber_ids: Iterable[int]) -> set[int]:
     """Those of ``subscriber_ids`` who must not be mailed now (not active, gone, or suppressed)."""
     ids = list(dict.fromkeys(subscriber_ids))
     blocked: set[int] = set()
