@@ -178,8 +178,8 @@ def status_after(outcome: Outcome, policy: str) -> str:
     return "queued" if policy == "resend" else "unknown"
 
 
-def record(engine: Engine, results: Sequence[tuple[int, Outcome]], policy: str) -> None:
-    """Store each request's outcome (one executemany, committed)."""
+def record(bind: Engine | Connection, results: Sequence[tuple[int, Outcome]], policy: str) -> None:
+    """Store each request's outcome (one executemany; committed at once on an engine)."""
     if not results:
         return
     now = utcnow()
@@ -203,7 +203,7 @@ def record(engine: Engine, results: Sequence[tuple[int, Outcome]], policy: str) 
             updated_at=bindparam("b_now"),
         )
     )
-    with engine.begin() as conn:
+    with _transaction(bind) as conn:
         conn.execute(stmt, params)
 
 

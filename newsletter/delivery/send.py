@@ -70,6 +70,7 @@ class SendReport:
     unknown: int = 0
     deferred: int = 0
     batches: int = 0
+    waves: int = 0  # claim transactions (each covers up to ``delivery.concurrency`` batches)
     requests: int = 0
     distinct_bodies: int = 0
     stopped: bool = False
@@ -164,9 +165,9 @@ def _load_view(engine: Engine, issue_date: dt.date) -> IssueView:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """A claimed batch: its body and the recipients whose rows are now ``sending``."""
+    """A claimed batch: the key of its body and the recipients whose rows are now ``sending``."""
 
-    content: RenderedEmail
+    key: BodyKey
     items: Sequence[_Item]
 
 
@@ -174,8 +175,9 @@ Results = list[tuple[int, Outcome]]  # (delivery id, outcome) of one batch
 
 
 class _Sender:
-    """The three steps of ``waves.run_waves`` for one issue: claim a wave (suppression re-check
-    and ``queued -> sending`` in one transaction), send one batch, record outcomes in bulk."""
+    """What ``waves.run_waves`` does for one issue: a step (record the outcomes that arrived and
+    claim the next wave, one transaction) in the dispatcher, and one batch's request in a
+    worker (its body is expanded there, so the dispatcher's loop stays short)."""
 
     def __init__(
         self,
@@ -189,7 +191,6 @@ class _Sender:
         self.engine, self.settings, self.backend = engine, settings, backend
         self.report, self.render, self.categories = report, render, categories
         self.policy = settings.delivery.in_flight_policy
-        self.lock = threading.Lock()
         s = settings
         self.sender = Sender(s.email.from_email, s.email.from_name, s.email.reply_to)
         self.list_id = list_id(s)
@@ -215,11 +216,18 @@ class _Sender:
             headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
         )
 
-    def claim(self, wave: Sequence[tuple[BodyKey, list[_Item]]]) -> list[_Job | None]:
-        """Suppression re-check and claim for a whole wave, committed before any request."""
+    def step(
+        self, results: Sequence[Results], wave: Sequence[tuple[BodyKey, list[_Item]]]
+    ) -> list[_Job | None]:
+        """Record ``results``, re-check suppression for ``wave`` and claim it: one commit, made
+        before any of the wave's requests."""
+        flat = [r for batch in results for r in batch]
         items = [i for _, batch in wave for i in batch]
         with self.engine.begin() as conn:
-            blocked = blocked_ids(conn, [i.pending.subscriber_id for i in items])
+            outbox.record(conn, flat, self.policy)
+            blocked = (
+                blocked_ids(conn, [i.pending.subscriber_id for i in items]) if items else set()
+            )
             skipped = [i.pending.delivery_id for i in items if i.pending.subscriber_id in blocked]
             if skipped:
                 outbox.mark(conn, skipped, "skipped", "suppressed or no longer active")
@@ -227,13 +235,19 @@ class _Sender:
                 conn,
                 [i.pending.delivery_id for i in items if i.pending.subscriber_id not in blocked],
             )
-        with self.lock:
-            self.report.batches += len(wave)
-            self.report.skipped += len(skipped)
+        r = self.report
+        r.batches += len(wave)
+        r.skipped += len(skipped)
+        for _, outcome in flat:
+            target = outbox.status_after(outcome, self.policy)
+            if target == "queued":
+                r.deferred += 1
+            else:
+                setattr(r, target, getattr(r, target) + 1)
         jobs: list[_Job | None] = []
         for key, batch in wave:
             live = [i for i in batch if i.pending.delivery_id in claimed]
-            jobs.append(_Job(self.render(key), live) if live else None)
+            jobs.append(_Job(key, live) if live else None)
         return jobs
 
     def send(self, job: _Job) -> Results:
@@ -241,7 +255,7 @@ class _Sender:
         try:
             recipients = tuple(self.recipient(i) for i in job.items)
             batch = Batch(
-                content=job.content,
+                content=self.render(job.key),
                 recipients=recipients,
                 sender=self.sender,
                 headers={"List-Id": self.list_id},
@@ -258,19 +272,6 @@ class _Sender:
             (i.pending.delivery_id, outcomes.get(i.pending.message_id, Outcome("unknown")))
             for i in job.items
         ]
-
-    def record(self, results: Sequence[Results]) -> None:
-        """The outcomes that have arrived, in one transaction; then this run's counts."""
-        flat = [r for batch in results for r in batch]
-        outbox.record(self.engine, flat, self.policy)
-        with self.lock:
-            r = self.report
-            for _, outcome in flat:
-                target = outbox.status_after(outcome, self.policy)
-                if target == "queued":
-                    r.deferred += 1
-                else:
-                    setattr(r, target, getattr(r, target) + 1)
 
 
 def _json_size(value: Mapping[str, str]) -> int:
@@ -355,7 +356,6 @@ def send_issue(
                 variant: renderer.shared(view, summaries or {}, variant)
                 for variant in {sel.include_summaries for sel in selections.values()}
             }
-        shared_render = t.get("render", 0.0)
         sections_ok = bool(getattr(chosen, "sections", True))
         limit: int | None = getattr(chosen, "substitution_limit", None)
         margin = _links_size(settings)
@@ -385,32 +385,31 @@ def send_issue(
         report.recipients = sum(len(v) for v in groups.values())
         report.distinct_bodies = len(groups)
         categories = ("digest", f"digest-{issue_date.isoformat()}")
-        current: list[tuple[BodyKey, RenderedEmail]] = []
+        render_lock = threading.Lock()
 
         def render(key: BodyKey) -> RenderedEmail:
-            """Bodies are made just before their first batch and dropped after their last
-            (batches come grouped by body), so memory holds a wave's bodies, not them all."""
-            if current and current[0][0] == key:
-                return current[0][1]
+            """A batch's body, expanded in the worker that sends it and dropped with the batch,
+            so memory holds the bodies in flight, not one per distinct selection. Its CPU time
+            is added to the ``render`` stage (it overlaps ``send``, which includes it)."""
             variant, expanded = key
             content = shared_content(bodies[variant])
-            if expanded is not None:
-                with _timed(t, "render"):
-                    content = personalise(content, dict(expanded))
-            current[:] = [(key, content)]
+            if expanded is None:
+                return content
+            started = time.thread_time()
+            content = personalise(content, dict(expanded))
+            with render_lock:
+                t["render"] = t.get("render", 0.0) + time.thread_time() - started
             return content
 
         with _timed(t, "send"):
             runner = _Sender(engine, settings, chosen, report, render, categories)
-            run_waves(
+            report.waves = run_waves(
                 plan_batches(groups, chosen.max_batch),
                 concurrency=settings.delivery.concurrency,
-                claim=runner.claim,
+                step=runner.step,
                 send=runner.send,
-                record=runner.record,
                 stop=stop,
             )
-        t["send"] -= t.get("render", 0.0) - shared_render
         report.stopped = stop.is_set()
         report.requests = int(getattr(chosen, "requests", report.batches))
         report.totals = outbox.counts(engine, issue_id)

@@ -1,21 +1,22 @@
 """Waves: many requests in flight, with the database touched once per wave, not once per batch.
 
 The sender's database work per batch (suppression check, claim, record) used to cost more CPU
-than building and sending the request itself, and 32 threads each opening transactions fought
-over connections and SQLite's write lock. Here one dispatcher (the caller's thread) and one
-recorder thread are the only ones that touch the database:
+than building and sending the request, and 32 threads each opening transactions fought over
+connections and SQLite's write lock. Here one thread, the dispatcher (the caller's), is the only
+one that touches the database. Each turn of its loop is one ``step`` (one transaction):
 
-- the dispatcher waits for a free slot, then takes as many batches as there are free slots (a
-  *wave*), claims them all with one ``claim`` call (one transaction: suppression re-check, then
-  ``queued -> sending``, committed), and only then hands them to the pool, one request each;
-- each worker sends its batch and queues the outcome;
-- the recorder commits whatever outcomes have arrived with one ``record`` call (one transaction),
-  and only then frees their slots.
+1. it records every outcome that has arrived since the last turn, and
+2. it claims the next *wave*, as many batches as there are free slots (the suppression re-check,
+   then ``queued -> sending``),
 
-A slot is taken from the claim until the outcome is committed, so at any moment at most
-``concurrency`` batches are claimed and not yet recorded: that bounds the in-flight window of a
-crash exactly as one-claim-per-batch did. Waves size themselves: when responses arrive together
-(or the recorder is busy) several slots free at once and the next wave is larger.
+commits, and only then hands the wave's batches to the pool, one request each. Workers send
+and queue their outcome; the dispatcher wakes on the first outcome (when no slot is free) and
+takes whatever else has arrived with it.
+
+A slot is held from the claim until the outcome is committed, so at any committed state at most
+``concurrency`` batches are ``sending``: the in-flight window of a crash is the same as with one
+claim per batch. Waves size themselves: the more outcomes arrive together, the larger the next
+wave, so the busier the sender, the fewer transactions per request.
 """
 
 from __future__ import annotations
@@ -25,108 +26,90 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 B = TypeVar("B")  # a batch as planned
 J = TypeVar("J")  # a claimed batch, ready to send
 R = TypeVar("R")  # a batch's outcomes
 
-Claim = Callable[[Sequence[B]], Sequence[J | None]]
+
+@dataclass(frozen=True, slots=True)
+class _Crashed:
+    """A worker raised (a bug): its rows stay ``sending`` for the next run to resolve."""
+
+    error: BaseException
 
 
-class _Recorder(Generic[R]):
-    """One thread commits outcomes in bulk as they arrive, then frees their slots."""
-
-    def __init__(self, record: Callable[[Sequence[R]], None], slots: threading.Semaphore) -> None:
-        self.record, self.slots = record, slots
-        self.queue: queue.SimpleQueue[R | None] = queue.SimpleQueue()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="delivery-recorder", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        done = False
-        while not done:
-            items: list[R] = []
-            item = self.queue.get()
-            while True:
-                if item is None:
-                    done = True
-                else:
-                    items.append(item)
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-            if items and self.error is None:
-                try:
-                    self.record(items)
-                except BaseException as exc:  # the rows stay `sending`: the next run resolves them
-                    log.exception("recording %d outcomes failed", len(items))
-                    self.error = exc
-            for _ in items:
-                self.slots.release()
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
+Step = Callable[[Sequence[R], Sequence[B]], Sequence[J | None]]
 
 
 def run_waves(
     batches: Sequence[B],
     *,
     concurrency: int,
-    claim: Claim[B, J],
+    step: Step[R, B, J],
     send: Callable[[J], R],
-    record: Callable[[Sequence[R]], None],
     stop: threading.Event,
-) -> None:
-    """Send every batch, at most ``concurrency`` at a time, in waves; see the module docstring.
+) -> int:
+    """Send every batch, at most ``concurrency`` at a time, in waves; returns how many waves.
 
-    ``claim(wave)`` returns, per batch, what to send, or None when nothing of it is left to
-    send (all suppressed or already claimed). On ``stop`` no new wave is taken; the batches in
-    flight finish and are recorded. The first error of ``send`` or ``record`` stops new waves
-    and is raised once the in-flight batches are done.
+    ``step(outcomes, wave)`` records ``outcomes`` and claims ``wave`` in one transaction and
+    returns, per batch of the wave, what to send, or None when nothing of it is left to send
+    (all suppressed or already claimed). On ``stop`` no new wave is taken; the batches in flight
+    finish and are recorded. The first error of ``send`` or ``step`` stops new waves and is
+    raised once the batches in flight are done (and, for ``send``, recorded).
     """
-    slots = threading.Semaphore(concurrency)
-    recorder: _Recorder[R] = _Recorder(record, slots)
+    done: queue.SimpleQueue[R | _Crashed] = queue.SimpleQueue()
     errors: list[BaseException] = []
+    in_flight = waves = start = 0
 
     def work(job: J) -> None:
         try:
-            result = send(job)
-        except BaseException as exc:  # a bug: its rows stay `sending` for the next run
+            done.put(send(job))
+        except BaseException as exc:
             log.exception("sending a batch failed")
-            errors.append(exc)
-            slots.release()
-        else:
-            recorder.queue.put(result)
+            done.put(_Crashed(exc))
 
-    def halted() -> bool:
-        return stop.is_set() or bool(errors) or recorder.error is not None
-
-    try:
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="delivery") as pool:
-            start = 0
-            while start < len(batches):
-                slots.acquire()
-                size = 1
-                while size < len(batches) - start and slots.acquire(blocking=False):
-                    size += 1
-                if halted():
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="delivery") as pool:
+        while True:
+            halted = stop.is_set() or bool(errors)
+            more = not halted and start < len(batches)
+            arrived: list[R | _Crashed] = []
+            if in_flight and (in_flight >= concurrency or not more):
+                arrived.append(done.get())
+            while True:
+                try:
+                    arrived.append(done.get_nowait())
+                except queue.Empty:
                     break
-                wave = batches[start : start + size]
-                start += size
-                jobs = claim(wave)
-                for job in jobs:
-                    if job is None:
-                        slots.release()
-                    else:
-                        pool.submit(work, job)
-    finally:
-        recorder.close()
+            in_flight -= len(arrived)
+            outcomes: list[R] = []
+            for item in arrived:
+                if isinstance(item, _Crashed):
+                    errors.append(item.error)
+                else:
+                    outcomes.append(item)
+            take = min(concurrency - in_flight, len(batches) - start) if more else 0
+            if not outcomes and not take:
+                if in_flight:
+                    continue
+                break
+            wave = batches[start : start + take]
+            try:
+                jobs = step(outcomes, wave)
+            except BaseException as exc:  # nothing of this turn was committed
+                errors.append(exc)
+                if not in_flight:
+                    break
+                continue
+            start += take
+            waves += 1 if take else 0
+            for job in jobs:
+                if job is not None:
+                    pool.submit(work, job)
+                    in_flight += 1
     if errors:
         raise errors[0]
-    if recorder.error is not None:
-        raise recorder.error
+    return waves
