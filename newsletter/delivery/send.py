@@ -2,13 +2,14 @@
 
 Stages: load (issue, subscribers) -> select (pure) -> enqueue (bulk rows) -> render (the day's
 shared body, once per variant) -> send (batches of up to the backend's maximum, one body each,
-``delivery.concurrency`` in flight). Each recipient's own papers, keywords and counts travel as
-substitutions that refer to the body's card sections, so subscribers with different selections
-share one body and one request. A backend that cannot take sections (SendGrid with
-``delivery.sendgrid_sections`` off), or a recipient whose substitutions would break SendGrid's
-10,000-byte limit, gets a body expanded beforehand instead (one per distinct selection). The outbox
-module's state machine makes a rerun safe at any point; see its docstring for the in-flight window
-and ``delivery.in_flight_policy``.
+``delivery.concurrency`` in flight, claimed and recorded in waves: ``waves.run_waves``). Each
+recipient's own papers, keywords and counts travel as substitutions that refer to the body's
+card sections, so subscribers with different selections share one body and one request. A
+backend that cannot take sections (SendGrid with ``delivery.sendgrid_sections`` off), or a
+recipient whose substitutions would break SendGrid's 10,000-byte limit, gets a body expanded
+for its batch instead (one per distinct selection, in the worker that sends it). The outbox
+module's state machine makes a rerun safe at any point; see its docstring for the in-flight
+window and ``delivery.in_flight_policy``.
 """
 
 from __future__ import annotations
