@@ -109,7 +109,15 @@ class DeliverySettings(_Section):
             "tags as removed: check on your account first); off: cards expanded before sending"
         ),
     )
-    concurrency: int = Field(4, ge=1, le=64, description="Requests in flight")
+    concurrency: int = Field(
+        32,
+        ge=1,
+        le=64,
+        description=(
+            "Requests in flight (also the most batches a crash can leave in flight; "
+            "see docs/email-delivery.md)"
+        ),
+    )
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429/5xx")
     in_flight_policy: Literal["skip", "resend"] = Field(
         "skip", description="After a crash: what to do with sends whose outcome is unknown"

@@ -14,14 +14,15 @@ get it twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from newsletter.delivery.backends.base import Outcome
 from newsletter.delivery_models import Delivery
@@ -30,6 +31,31 @@ from newsletter.models import utcnow
 TABLE = Delivery.__table__  # type: ignore[attr-defined]
 _CHUNK = 900  # ids per IN (...) list: below SQLite's bound-parameter limit
 _INSERT_ROWS = 2000
+# Built once (the sender runs them for every wave; building one costs more than running it).
+_CLAIM = (
+    update(TABLE)
+    .where(TABLE.c.id.in_(bindparam("ids", expanding=True)), TABLE.c.status == "queued")
+    .values(status="sending", attempts=TABLE.c.attempts + 1, updated_at=bindparam("now"))
+    .returning(TABLE.c.id)
+)
+_MARK = (
+    update(TABLE)
+    .where(
+        TABLE.c.id.in_(bindparam("ids", expanding=True)),
+        TABLE.c.status.in_(("queued", "sending")),
+    )
+    .values(status=bindparam("status"), error=bindparam("error"), updated_at=bindparam("now"))
+)
+_RECORD = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("b_id"), TABLE.c.status == "sending")
+    .values(
+        status=bindparam("b_status"),
+        provider_message_id=bindparam("b_provider"),
+        error=bindparam("b_error"),
+        updated_at=bindparam("b_now"),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +78,17 @@ class NewDelivery:
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A transaction of its own on an engine; the caller's on a connection (one commit for a
+    whole wave's suppression marks and claim)."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
 
 
 def _insert_ignore(engine: Engine) -> Any:
@@ -126,29 +163,25 @@ def resolve_in_flight(engine: Engine, issue_id: int, policy: str) -> list[Pendin
     return rows
 
 
-def claim(engine: Engine, delivery_ids: Sequence[int]) -> set[int]:
-    """Move queued rows to ``sending`` (committed) and return those this call moved."""
+def claim(bind: Engine | Connection, delivery_ids: Sequence[int]) -> set[int]:
+    """Move queued rows to ``sending`` and return those this call moved (committed at once on
+    an engine; on a connection, with the caller's transaction)."""
     claimed: set[int] = set()
-    with engine.begin() as conn:
+    with _transaction(bind) as conn:
         for chunk in _chunks(delivery_ids):
-            result = conn.execute(
-                update(TABLE)
-                .where(TABLE.c.id.in_(chunk), TABLE.c.status == "queued")
-                .values(status="sending", attempts=TABLE.c.attempts + 1, updated_at=utcnow())
-                .returning(TABLE.c.id)
-            )
+            result = conn.execute(_CLAIM, {"ids": list(chunk), "now": utcnow()})
             claimed.update(result.scalars())
     return claimed
 
 
-def mark(engine: Engine, delivery_ids: Sequence[int], status: str, error: str | None) -> None:
+def mark(
+    bind: Engine | Connection, delivery_ids: Sequence[int], status: str, error: str | None
+) -> None:
     """Set a status on rows that are not finished yet (used for ``skipped``)."""
-    with engine.begin() as conn:
+    with _transaction(bind) as conn:
         for chunk in _chunks(delivery_ids):
             conn.execute(
-                update(TABLE)
-                .where(TABLE.c.id.in_(chunk), TABLE.c.status.in_(("queued", "sending")))
-                .values(status=status, error=error, updated_at=utcnow())
+                _MARK, {"ids": list(chunk), "status": status, "error": error, "now": utcnow()}
             )
 
 
@@ -163,8 +196,8 @@ def status_after(outcome: Outcome, policy: str) -> str:
     return "queued" if policy == "resend" else "unknown"
 
 
-def record(engine: Engine, results: Sequence[tuple[int, Outcome]], policy: str) -> None:
-    """Store each request's outcome (one executemany, committed)."""
+def record(bind: Engine | Connection, results: Sequence[tuple[int, Outcome]], policy: str) -> None:
+    """Store each request's outcome (one executemany; committed at once on an engine)."""
     if not results:
         return
     now = utcnow()
@@ -178,18 +211,8 @@ def record(engine: Engine, results: Sequence[tuple[int, Outcome]], policy: str) 
         }
         for delivery_id, outcome in results
     ]
-    stmt = (
-        update(TABLE)
-        .where(TABLE.c.id == bindparam("b_id"), TABLE.c.status == "sending")
-        .values(
-            status=bindparam("b_status"),
-            provider_message_id=bindparam("b_provider"),
-            error=bindparam("b_error"),
-            updated_at=bindparam("b_now"),
-        )
-    )
-    with engine.begin() as conn:
-        conn.execute(stmt, params)
+    with _transaction(bind) as conn:
+        conn.execute(_RECORD, params)
 
 
 def counts(engine: Engine, issue_id: int) -> dict[str, int]:

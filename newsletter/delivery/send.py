@@ -2,13 +2,14 @@
 
 Stages: load (issue, subscribers) -> select (pure) -> enqueue (bulk rows) -> render (the day's
 shared body, once per variant) -> send (batches of up to the backend's maximum, one body each,
-``delivery.concurrency`` in flight). Each recipient's own papers, keywords and counts travel as
-substitutions that refer to the body's card sections, so subscribers with different selections
-share one body and one request. A backend that cannot take sections (SendGrid with
-``delivery.sendgrid_sections`` off), or a recipient whose substitutions would break SendGrid's
-10,000-byte limit, gets a body expanded beforehand instead (one per distinct selection). The outbox
-module's state machine makes a rerun safe at any point; see its docstring for the in-flight window
-and ``delivery.in_flight_policy``.
+``delivery.concurrency`` in flight, claimed and recorded in waves: ``waves.run_waves``). Each
+recipient's own papers, keywords and counts travel as substitutions that refer to the body's
+card sections, so subscribers with different selections share one body and one request. A
+backend that cannot take sections (SendGrid with ``delivery.sendgrid_sections`` off), or a
+recipient whose substitutions would break SendGrid's 10,000-byte limit, gets a body expanded
+for its batch instead (one per distinct selection, in the worker that sends it). The outbox
+module's state machine makes a rerun safe at any point; see its docstring for the in-flight
+window and ``delivery.in_flight_policy``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from newsletter.delivery import outbox
 from newsletter.delivery.backends import Backend, Batch, Outcome, Recipient, Sender, make_backend
 from newsletter.delivery.outbox import NewDelivery, Pending
 from newsletter.delivery.suppression import SUBS, SUPP, blocked_ids, email_hash
+from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
 from newsletter.email.headers import digest_headers, list_id, new_message_id
 from newsletter.email.render import (
@@ -70,6 +71,7 @@ class SendReport:
     unknown: int = 0
     deferred: int = 0
     batches: int = 0
+    waves: int = 0  # claim transactions (each covers up to ``delivery.concurrency`` batches)
     requests: int = 0
     distinct_bodies: int = 0
     stopped: bool = False
@@ -162,8 +164,21 @@ def _load_view(engine: Engine, issue_date: dt.date) -> IssueView:
     return view
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A claimed batch: the key of its body and the recipients whose rows are now ``sending``."""
+
+    key: BodyKey
+    items: Sequence[_Item]
+
+
+Results = list[tuple[int, Outcome]]  # (delivery id, outcome) of one batch
+
+
 class _Sender:
-    """Runs the batches of one issue: suppression check, claim, request, record."""
+    """What ``waves.run_waves`` does for one issue: a step (record the outcomes that arrived and
+    claim the next wave, one transaction) in the dispatcher, and one batch's request in a
+    worker (its body is expanded there, so the dispatcher's loop stays short)."""
 
     def __init__(
         self,
@@ -171,12 +186,12 @@ class _Sender:
         settings: Settings,
         backend: Backend,
         report: SendReport,
-        stop: threading.Event,
+        render: Callable[[BodyKey], RenderedEmail],
+        categories: tuple[str, ...],
     ) -> None:
         self.engine, self.settings, self.backend = engine, settings, backend
-        self.report, self.stop = report, stop
+        self.report, self.render, self.categories = report, render, categories
         self.policy = settings.delivery.in_flight_policy
-        self.lock = threading.Lock()
         s = settings
         self.sender = Sender(s.email.from_email, s.email.from_name, s.email.reply_to)
         self.list_id = list_id(s)
@@ -202,52 +217,62 @@ class _Sender:
             headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
         )
 
-    def run_batch(
-        self, content: RenderedEmail, items: Sequence[_Item], categories: tuple[str, ...]
-    ) -> None:
-        if self.stop.is_set():
-            return
-        with Session(self.engine) as session:
-            blocked = blocked_ids(session, [i.pending.subscriber_id for i in items])
-        skipped = [i.pending.delivery_id for i in items if i.pending.subscriber_id in blocked]
-        if skipped:
-            outbox.mark(self.engine, skipped, "skipped", "suppressed or no longer active")
-        live = [i for i in items if i.pending.subscriber_id not in blocked]
-        claimed = outbox.claim(self.engine, [i.pending.delivery_id for i in live])
-        live = [i for i in live if i.pending.delivery_id in claimed]
-        outcomes: dict[str, Outcome] = {}
-        if live:
-            try:
-                recipients = tuple(self.recipient(i) for i in live)
-                batch = Batch(
-                    content=content,
-                    recipients=recipients,
-                    sender=self.sender,
-                    headers={"List-Id": self.list_id},
-                    categories=categories,
-                )
-                outcomes = self.backend.send_batch(batch)
-            except Exception as exc:  # a bug or bad data: record it, keep the other batches going
-                log.exception("batch of %d failed before sending", len(live))
-                outcomes = {
-                    i.pending.message_id: Outcome("retry", error=f"{type(exc).__name__}: {exc}")
-                    for i in live
-                }
-        results = [
+    def step(
+        self, results: Sequence[Results], wave: Sequence[tuple[BodyKey, list[_Item]]]
+    ) -> list[_Job | None]:
+        """Record ``results``, re-check suppression for ``wave`` and claim it: one commit, made
+        before any of the wave's requests."""
+        flat = [r for batch in results for r in batch]
+        items = [i for _, batch in wave for i in batch]
+        with self.engine.begin() as conn:
+            outbox.record(conn, flat, self.policy)
+            blocked = (
+                blocked_ids(conn, [i.pending.subscriber_id for i in items]) if items else set()
+            )
+            skipped = [i.pending.delivery_id for i in items if i.pending.subscriber_id in blocked]
+            if skipped:
+                outbox.mark(conn, skipped, "skipped", "suppressed or no longer active")
+            claimed = outbox.claim(
+                conn,
+                [i.pending.delivery_id for i in items if i.pending.subscriber_id not in blocked],
+            )
+        r = self.report
+        r.batches += len(wave)
+        r.skipped += len(skipped)
+        for _, outcome in flat:
+            target = outbox.status_after(outcome, self.policy)
+            if target == "queued":
+                r.deferred += 1
+            else:
+                setattr(r, target, getattr(r, target) + 1)
+        jobs: list[_Job | None] = []
+        for key, batch in wave:
+            live = [i for i in batch if i.pending.delivery_id in claimed]
+            jobs.append(_Job(key, live) if live else None)
+        return jobs
+
+    def send(self, job: _Job) -> Results:
+        """One batch's request(s); never raises for a bad recipient or a provider problem."""
+        try:
+            recipients = tuple(self.recipient(i) for i in job.items)
+            batch = Batch(
+                content=self.render(job.key),
+                recipients=recipients,
+                sender=self.sender,
+                headers={"List-Id": self.list_id},
+                categories=self.categories,
+            )
+            outcomes = self.backend.send_batch(batch)
+        except Exception as exc:  # a bug or bad data: record it, keep the other batches going
+            log.exception("batch of %d failed before sending", len(job.items))
+            outcomes = {
+                i.pending.message_id: Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+                for i in job.items
+            }
+        return [
             (i.pending.delivery_id, outcomes.get(i.pending.message_id, Outcome("unknown")))
-            for i in live
+            for i in job.items
         ]
-        outbox.record(self.engine, results, self.policy)
-        with self.lock:
-            r = self.report
-            r.batches += 1
-            r.skipped += len(skipped)
-            for _, outcome in results:
-                target = outbox.status_after(outcome, self.policy)
-                if target == "queued":
-                    r.deferred += 1
-                else:
-                    setattr(r, target, getattr(r, target) + 1)
 
 
 def _json_size(value: Mapping[str, str]) -> int:
@@ -332,7 +357,6 @@ def send_issue(
                 variant: renderer.shared(view, summaries or {}, variant)
                 for variant in {sel.include_summaries for sel in selections.values()}
             }
-        shared_render = t.get("render", 0.0)
         sections_ok = bool(getattr(chosen, "sections", True))
         limit: int | None = getattr(chosen, "substitution_limit", None)
         margin = _links_size(settings)
@@ -362,19 +386,31 @@ def send_issue(
         report.recipients = sum(len(v) for v in groups.values())
         report.distinct_bodies = len(groups)
         categories = ("digest", f"digest-{issue_date.isoformat()}")
+        render_lock = threading.Lock()
 
         def render(key: BodyKey) -> RenderedEmail:
+            """A batch's body, expanded in the worker that sends it and dropped with the batch,
+            so memory holds the bodies in flight, not one per distinct selection. Its CPU time
+            is added to the ``render`` stage (it overlaps ``send``, which includes it)."""
             variant, expanded = key
             content = shared_content(bodies[variant])
             if expanded is None:
                 return content
-            with _timed(t, "render"):
-                return personalise(content, dict(expanded))
+            started = time.thread_time()
+            content = personalise(content, dict(expanded))
+            with render_lock:
+                t["render"] = t.get("render", 0.0) + time.thread_time() - started
+            return content
 
         with _timed(t, "send"):
-            runner = _Sender(engine, settings, chosen, report, stop)
-            _run_all(runner, render, plan_batches(groups, chosen.max_batch), categories, settings)
-        t["send"] -= t.get("render", 0.0) - shared_render
+            runner = _Sender(engine, settings, chosen, report, render, categories)
+            report.waves = run_waves(
+                plan_batches(groups, chosen.max_batch),
+                concurrency=settings.delivery.concurrency,
+                step=runner.step,
+                send=runner.send,
+                stop=stop,
+            )
         report.stopped = stop.is_set()
         report.requests = int(getattr(chosen, "requests", report.batches))
         report.totals = outbox.counts(engine, issue_id)
@@ -384,33 +420,3 @@ def send_issue(
         if backend is None:
             chosen.close()
     return report
-
-
-def _run_all(
-    runner: _Sender,
-    render: Callable[[Any], RenderedEmail],
-    batches: Sequence[tuple[Any, list[_Item]]],
-    categories: tuple[str, ...],
-    settings: Settings,
-) -> None:
-    """At most ``delivery.concurrency`` batches in flight; stop taking new ones on ``stop``.
-
-    Bodies are rendered just before their first batch and dropped after their last, so memory
-    holds only the bodies in flight, not one per distinct selection.
-    """
-    slots = threading.BoundedSemaphore(settings.delivery.concurrency)
-    futures: list[Future[None]] = []
-    current: tuple[Any, RenderedEmail] | None = None
-    with ThreadPoolExecutor(max_workers=settings.delivery.concurrency) as pool:
-        for key, items in batches:
-            slots.acquire()
-            if runner.stop.is_set():
-                slots.release()
-                break
-            if current is None or current[0] != key:
-                current = (key, render(key))
-            future = pool.submit(runner.run_batch, current[1], items, categories)
-            future.add_done_callback(lambda _f: slots.release())
-            futures.append(future)
-    for future in futures:
-        future.result()

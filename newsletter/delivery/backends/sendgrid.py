@@ -80,6 +80,7 @@ RESERVED_HEADERS = frozenset(
     }
 )
 MESSAGE_ID_ARG = "message_id"
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 Sleep = Callable[[float], None]
 log = logging.getLogger(__name__)
@@ -87,8 +88,16 @@ log = logging.getLogger(__name__)
 logging.getLogger("python_http_client.client").setLevel(logging.INFO)
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _json_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    return len(_json(value).encode("utf-8"))
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def _provider_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -98,10 +107,16 @@ def _provider_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One Mail Send body and the recipients (by our Message-ID) it carries."""
+    """One Mail Send body and the recipients (by our Message-ID) it carries. ``data`` is the
+    body as sent: serialised once, and the size limit is checked on these very bytes."""
 
     body: dict[str, Any]
     message_ids: tuple[str, ...]
+    data: str = ""
+
+    @property
+    def payload(self) -> str:
+        return self.data or _json(self.body)
 
 
 def base_mail(batch: Batch, *, sandbox: bool) -> dict[str, Any]:
@@ -187,28 +202,36 @@ def plan_requests(
     except InvalidMessage as exc:
         return [], {r.message_id: Outcome("failed", error=str(exc)) for r in batch.recipients}
     content = batch.content
-    always = {
-        k for k in keys_in(f"{content.subject}{content.html}{content.text}") if k in all_sections
-    }
+    always = (
+        {k for k in keys_in(f"{content.subject}{content.html}{content.text}") if k in all_sections}
+        if all_sections
+        else set()
+    )
     section_size = {k: _json_size({k: v}) for k, v in all_sections.items()}
-    base_size = _json_size({**base, "personalizations": []})
+    # The body is serialised once: the message level here, each personalization below, spliced
+    # together in ``flush`` (the same text ``json.dumps`` of the whole body would give).
+    base_json = _json(base)
+    base_size = _size(base_json) + len(', "personalizations": []')
     fixed = base_size + (
         _json_size({"sections": {k: all_sections[k] for k in always}}) if all_sections else 0
     )
     requests: list[Request] = []
     chunk: list[dict[str, Any]] = []
+    texts: list[str] = []
     ids: list[str] = []
     used: set[str] = set(always)
     size = fixed
 
     def flush() -> None:
-        nonlocal chunk, ids, size, used
+        nonlocal chunk, texts, ids, size, used
         if chunk:
             body = {**base, "personalizations": chunk}
+            data = f'{base_json[:-1]}, "personalizations": [{", ".join(texts)}]'
             if used:
                 body["sections"] = {k: all_sections[k] for k in sorted(used)}
-            requests.append(Request(body, tuple(ids)))
-        chunk, ids, size, used = [], [], fixed, set(always)
+                data += f', "sections": {_json(body["sections"])}'
+            requests.append(Request(body, tuple(ids), data + "}"))
+        chunk, texts, ids, size, used = [], [], [], fixed, set(always)
 
     for rcpt in batch.recipients:
         try:
@@ -216,10 +239,14 @@ def plan_requests(
         except InvalidMessage as exc:
             failed[rcpt.message_id] = Outcome("failed", error=str(exc))
             continue
-        needs = {
-            k for v in rcpt.substitutions.values() for k in keys_in(v) if k in all_sections
-        } - set(always)
-        extra = _json_size(data) + 2  # ", " between items
+        needs = (
+            {k for v in rcpt.substitutions.values() for k in keys_in(v) if k in all_sections}
+            - always
+            if all_sections
+            else set()
+        )
+        text = _json(data)
+        extra = _size(text) + 2  # ", " between items
         alone = fixed + extra + sum(section_size[k] + 2 for k in needs)
         if alone > max_bytes:
             failed[rcpt.message_id] = Outcome("failed", error="message exceeds 30 MB")
@@ -232,6 +259,7 @@ def plan_requests(
         extra += sum(section_size[k] + 2 for k in needs - used)
         used |= needs
         chunk.append(data)
+        texts.append(text)
         ids.append(rcpt.message_id)
         size += extra
     flush()
@@ -292,15 +320,20 @@ class SendGridBackend:
         ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
-    def post(self, body: dict[str, Any]) -> Outcome:
-        """One request with its retries; never raises for delivery problems."""
+    def post(self, body: dict[str, Any] | str) -> Outcome:
+        """One request with its retries; never raises for delivery problems.
+
+        ``body`` may come already serialised (a ``Request``'s ``payload``): the HTTP client then
+        sends it as it is (a ``Content-Type`` other than bare ``application/json`` tells it the
+        body is text to encode, not an object to serialise again)."""
+        payload = body if isinstance(body, str) else _json(body)
         attempt = 0
         while True:
             with self._count_lock:
                 self.requests += 1
             try:
                 response = self.client.client.mail.send.post(
-                    request_body=body, timeout=self.timeout
+                    request_body=payload, request_headers=JSON_HEADERS, timeout=self.timeout
                 )
             except HTTPError as exc:
                 status = int(exc.status_code)
@@ -329,7 +362,7 @@ class SendGridBackend:
     def send_batch(self, batch: Batch) -> dict[str, Outcome]:
         requests, outcomes = plan_requests(batch, sandbox=self.sandbox_mode, sections=self.sections)
         for req in requests:
-            outcome = self.post(req.body)
+            outcome = self.post(req.payload)
             for mid in req.message_ids:
                 outcomes[mid] = outcome
         return outcomes
