@@ -38,9 +38,10 @@ from newsletter.config import Settings, settings_for_tests
 from newsletter.db import make_engine, upgrade
 from newsletter.delivery.backends import Batch, Recipient, Sender
 from newsletter.delivery.backends.sendgrid import SendGridBackend
-from newsletter.delivery.send import active_prefs, send_issue
+from newsletter.delivery.send import send_issue
 from newsletter.domain import IssueEntry, IssueView, Paper
 from newsletter.email.headers import new_message_id
+from newsletter.email.loading import active_prefs
 from newsletter.email.render import PLACEHOLDERS, DigestRenderer
 from newsletter.email.selection import select_all
 from newsletter.models import IssueRow

@@ -27,7 +27,7 @@ from newsletter.arxiv_source import fetch_announcement
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
 from newsletter.domain import Announcement, IssueView, Paper, Summary
-from newsletter.email.loading import active_subscribers
+from newsletter.email.loading import active_prefs
 from newsletter.email.selection import Selection, select_all
 from newsletter.models import RunRow, utcnow
 from newsletter.ranking import Ranking, rank_papers
@@ -230,9 +230,7 @@ def subscriber_selections(ctx: RunContext) -> dict[int, Selection]:
     """Every active subscriber's selection of today's issue (computed once, reused by send)."""
     if ctx.selections is None:
         view = _need(ctx.view, "issue")
-        with session_scope(ctx.engine) as session:
-            subscribers = list(active_subscribers(session))
-        ctx.selections = select_all(view, subscribers, ctx.settings)
+        ctx.selections = select_all(view, active_prefs(ctx.engine), ctx.settings)
     return ctx.selections
 
 

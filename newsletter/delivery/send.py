@@ -33,10 +33,11 @@ from newsletter.config import Settings
 from newsletter.delivery import outbox
 from newsletter.delivery.backends import Backend, Batch, Outcome, Recipient, Sender, make_backend
 from newsletter.delivery.outbox import NewDelivery, Pending
-from newsletter.delivery.suppression import SUBS, SUPP, blocked_ids, email_hash
+from newsletter.delivery.suppression import blocked_ids
 from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
 from newsletter.email.headers import digest_headers, list_id, new_message_id
+from newsletter.email.loading import active_prefs
 from newsletter.email.render import (
     DigestRenderer,
     RenderedEmail,
@@ -44,7 +45,7 @@ from newsletter.email.render import (
     personalise,
     shared_content,
 )
-from newsletter.email.selection import SubscriberPrefs, select_all
+from newsletter.email.selection import select_all
 from newsletter.models import IssueRow, utcnow
 from subscribers.links import preferences_url, unsubscribe_url
 
@@ -106,36 +107,6 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         yield
     finally:
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
-    """Active subscribers whose address is not suppressed, as selection input."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                SUBS.id,
-                SUBS.email,
-                SUBS.keywords,
-                SUBS.categories,
-                SUBS.max_papers,
-                SUBS.include_summaries,
-            )
-            .where(SUBS.status == "active")
-            .order_by(SUBS.id)
-        ).all()
-        suppressed = set(conn.execute(select(SUPP.email_hash)).scalars())
-    return [
-        SubscriberPrefs(
-            id=r.id,
-            email=r.email,
-            keywords=tuple(r.keywords or ()),
-            categories=tuple(r.categories or ()),
-            max_papers=r.max_papers,
-            include_summaries=bool(r.include_summaries),
-        )
-        for r in rows
-        if not suppressed or email_hash(r.email) not in suppressed
-    ]
 
 
 def _issue_id(engine: Engine, issue_date: dt.date) -> int:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
 from newsletter.domain import SUMMARY_SECTIONS, IssueView, Summary
 from newsletter.email.selection import SubscriberPrefs
 from newsletter.models import SummaryRow
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Suppression
+from subscribers.validation import email_hash
+
+SUBS = Subscriber.__table__.c  # type: ignore[attr-defined]
+SUPP = Suppression.__table__.c  # type: ignore[attr-defined]
 
 
 def prefs_of(row: Subscriber) -> SubscriberPrefs:
@@ -27,21 +33,35 @@ def prefs_of(row: Subscriber) -> SubscriberPrefs:
     )
 
 
-def active_subscribers(session: Session, batch: int = 5000) -> Iterator[SubscriberPrefs]:
-    """Every active subscriber, by id, read in batches (100,000 rows stay cheap)."""
-    last = 0
-    while True:
-        rows = session.exec(
-            select(Subscriber)
-            .where(Subscriber.status == "active", col(Subscriber.id) > last)
-            .order_by(col(Subscriber.id))
-            .limit(batch)
+def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
+    """Who gets today's digest, as selection input: active and not suppressed (read in bulk,
+    the same rule as ``subscribers.service.active_subscribers``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa_select(
+                SUBS.id,
+                SUBS.email,
+                SUBS.keywords,
+                SUBS.categories,
+                SUBS.max_papers,
+                SUBS.include_summaries,
+            )
+            .where(SUBS.status == "active")
+            .order_by(SUBS.id)
         ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield prefs_of(row)
-        last = rows[-1].id or last
+        suppressed = set(conn.execute(sa_select(SUPP.email_hash)).scalars())
+    return [
+        SubscriberPrefs(
+            id=r.id,
+            email=r.email,
+            keywords=tuple(r.keywords or ()),
+            categories=tuple(r.categories or ()),
+            max_papers=r.max_papers,
+            include_summaries=bool(r.include_summaries),
+        )
+        for r in rows
+        if not suppressed or email_hash(r.email) not in suppressed
+    ]
 
 
 def find_subscriber(session: Session, address: str) -> Subscriber | None:

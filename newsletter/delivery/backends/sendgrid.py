@@ -13,7 +13,7 @@ backoff and jitter, honouring ``Retry-After``; other 4xx fail those recipients f
 
 from __future__ import annotations
 
-import email.utils
+import datetime as dt
 import json
 import logging
 import random
@@ -52,6 +52,7 @@ from newsletter.delivery.backends.base import (
     check_headers,
 )
 from newsletter.email.tags import keys_in
+from newsletter.retry_after import retry_after_seconds
 
 MAX_PERSONALIZATIONS = 1000
 MAX_REQUEST_BYTES = 30 * 1000 * 1000
@@ -266,20 +267,6 @@ def plan_requests(
     return requests, failed
 
 
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
 class SendGridBackend:
     """Owns SendGrid's manners: limits, retries with backoff, sandbox mode, timeouts."""
 
@@ -314,7 +301,7 @@ class SendGridBackend:
 
     def backoff(self, attempt: int, retry_after: str | None) -> float:
         """Retry-After when the server gives one, else full-jitter exponential backoff."""
-        told = retry_after_seconds(retry_after, self.clock())
+        told = retry_after_seconds(retry_after, dt.datetime.fromtimestamp(self.clock(), dt.UTC))
         if told is not None:
             return min(told, self.backoff_max)
         ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
