@@ -5,6 +5,7 @@ Exit codes: 0 success (also "no announcement"), 1 failure, 2 usage or configurat
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
@@ -97,16 +98,63 @@ def run(
             raise typer.Exit(2) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
-    result = run_pipeline(
-        settings,
-        date=day,
-        send=not no_send,
-        trigger="cli",
-        console=console,
-        today=pinned,
-        stop=stop,
+    raise typer.Exit(
+        _locked_run(settings, day, debug=debug, send=not no_send, today=pinned, stop=stop)
     )
-    raise typer.Exit(report(result, debug=debug))
+
+
+def _locked_run(
+    settings: Settings,
+    day: dt.date | None,
+    *,
+    debug: bool,
+    send: bool,
+    today: dt.date | None,
+    stop: threading.Event,
+) -> int:
+    """The pipeline under the day's lock, the same one the scheduler takes (one run a day)."""
+    from newsletter.db import make_engine, upgrade
+    from newsletter.locking import DayLock
+    from newsletter.runner import lock_name, run_day
+
+    engine = make_engine(settings.database_url)
+    try:
+        try:
+            upgrade(engine)
+        except Exception as exc:
+            console.print(
+                f"[red]error:[/red] database {settings.database_url!r} could not be prepared: "
+                f"{exc}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return 1
+        locked_day = day or run_day(settings)
+        lock = DayLock(engine, lock_name(locked_day))
+        if not lock.acquire():
+            console.print(
+                f"[red]error:[/red] another run of {locked_day} is in progress (scheduler or "
+                "another `newsletter run`); try again when it has finished",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return 1
+        try:
+            result = run_pipeline(
+                settings,
+                date=day,
+                send=send,
+                trigger="cli",
+                console=console,
+                today=today,
+                stop=stop,
+                engine=engine,
+            )
+        finally:
+            lock.release()
+        return report(result, debug=debug)
+    finally:
+        engine.dispose()
 
 
 def _print_demo_outputs(settings: Settings, out: Path, result: RunResult) -> None:

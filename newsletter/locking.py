@@ -3,7 +3,9 @@
 PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) held on a dedicated
 connection; the server drops it by itself when the holding process dies. SQLite: a row in
 ``locks`` inserted or not (primary key on the name), with a holder id and an expiry after which
-another process may take a stale lock over (SQLite cannot notice that the holder died).
+another process may take a stale lock over. SQLite cannot notice that the holder died, but the
+holder id names its host and process: a lock whose holder process is gone from this host (a
+crashed or killed run) is taken over at once instead of waiting for the expiry.
 """
 
 from __future__ import annotations
@@ -37,6 +39,21 @@ def advisory_key(name: str) -> int:
 def new_holder_id() -> str:
     """Who holds a lock: host, process and a random part (one process may hold several)."""
     return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True only when the holder ran on this host and its process no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname()[:64] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class DayLock:
@@ -113,6 +130,24 @@ class DayLock:
             conn.close()
 
     def _acquire_row(self) -> bool:
+        if self._insert_row():
+            return True
+        with self.engine.begin() as conn:
+            holder = conn.execute(
+                text("SELECT holder FROM locks WHERE name = :n"), {"n": self.name}
+            ).scalar()
+            if holder is None or not holder_is_dead(holder):
+                return False
+            conn.execute(
+                delete(LockRow).where(
+                    LockRow.name == self.name,  # type: ignore[arg-type]
+                    LockRow.holder == holder,
+                )
+            )
+        log.warning("lock %s: took over from %s, whose process is gone", self.name, holder)
+        return self._insert_row()
+
+    def _insert_row(self) -> bool:
         now = self.clock()
         try:
             with self.engine.begin() as conn:

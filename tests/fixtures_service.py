@@ -46,6 +46,7 @@ def start_worker(args: Sequence[str], **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKER), *args],
         cwd=str(ROOT),
+        stdin=subprocess.PIPE,  # "hold-lock" holds until its stdin closes
         env=worker_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -107,3 +107,28 @@ def test_demo_mails_sample_readers_and_writes_previews(tmp_path: Path) -> None:
     again = cli("demo", "--out", "out", "--config", str(_config(tmp_path)), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list((out / "outbox").glob("*.eml"))) == 4  # a fresh demo, not a second copy
+
+
+def test_run_refuses_while_another_process_holds_the_day_and_takes_over_a_dead_one(
+    arxiv: ReplayServer, tmp_path: Path
+) -> None:
+    from tests.fixtures_service import start_worker
+
+    env = _env(arxiv, tmp_path)
+    day = arxiv.date.isoformat()
+    run = ("run", "--date", day, "--today", day, "--no-send")
+    assert cli("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+    holder = start_worker(["hold-lock", env["NEWSLETTER_DATABASE_URL"], f"digest:{day}"])
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = cli(*run, cwd=tmp_path, env=env)
+    finally:
+        holder.kill()  # the holder "crashes": its lock row stays behind
+        holder.communicate(timeout=10)
+    assert busy.returncode == 1
+    assert f"another run of {day} is in progress" in busy.stderr
+    assert not (tmp_path / "archive").exists()
+    done = cli(*run, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "whose process is gone" in done.stderr
+    assert (tmp_path / "archive" / f"{day}.md").exists()

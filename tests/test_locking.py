@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -80,3 +81,22 @@ def test_postgres_lock_dies_with_the_holding_process(engine: Engine, database_ur
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+
+def test_sqlite_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    """A killed holder on this host leaves its row; the next run need not wait for the expiry."""
+    from newsletter.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    proc = start_worker(["hold-lock", url, "digest:dead"])
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    assert not DayLock(engine, "digest:dead").acquire()  # its holder is alive
+    proc.kill()
+    proc.communicate(timeout=10)
+    taker = DayLock(engine, "digest:dead")
+    assert taker.acquire()
+    assert not DayLock(engine, "digest:dead").acquire()  # and it is really held again
+    taker.release()
+    engine.dispose()
