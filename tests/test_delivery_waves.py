@@ -139,3 +139,39 @@ def test_a_request_body_is_serialised_once_and_is_the_body() -> None:
     for req in requests:
         assert json.loads(req.data) == req.body
         assert len(req.data.encode("utf-8")) <= 700  # the limit holds on the bytes sent
+
+
+class _WatchedStop(threading.Event):
+    """A stop event that tells when the dispatcher has looked at it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked = threading.Event()
+
+    def is_set(self) -> bool:
+        answer = super().is_set()
+        self.looked.set()
+        return answer
+
+
+def test_a_stop_that_arrives_while_waiting_takes_no_new_wave() -> None:
+    """The stop comes during the only batch in flight, after the dispatcher looked at the stop
+    and went to wait for that batch: woken by its outcome, it records it and claims nothing
+    more (it must look at the stop again after waiting)."""
+    stop = _WatchedStop()
+    sent: list[int] = []
+    recorded: list[int] = []
+
+    def step(outcomes: Sequence[int], wave: Sequence[int]) -> list[int | None]:
+        recorded.extend(outcomes)
+        stop.looked.clear()  # from here on: has the dispatcher looked at the stop again?
+        return list(wave)
+
+    def send(job: int) -> int:
+        sent.append(job)
+        assert stop.looked.wait(timeout=10)  # the dispatcher is past its look, about to wait
+        stop.set()  # SIGTERM arrives while this batch is in flight
+        return job
+
+    run_waves([1, 2, 3], concurrency=1, step=step, send=send, stop=stop)
+    assert sent == [1] and recorded == [1]

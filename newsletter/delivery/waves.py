@@ -91,6 +91,8 @@ def run_waves(
                     errors.append(item.error)
                 else:
                     outcomes.append(item)
+            # Again after the wait: a stop (or an error) may have arrived meanwhile.
+            more = more and not stop.is_set() and not errors
             take = min(concurrency - in_flight, len(batches) - start) if more else 0
             if not outcomes and not take:
                 if in_flight:
