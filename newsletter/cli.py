@@ -50,12 +50,19 @@ def get_settings(config: Path | None) -> Settings:
     return settings
 
 
+# Loggers that write secrets or personal data at DEBUG: python_http_client (under the sendgrid
+# package) logs the API key in its request headers and every payload. Never below WARNING.
+UNSAFE_LOGGERS = ("python_http_client",)
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in UNSAFE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def parse_date(value: str | None) -> dt.date | None:

@@ -18,6 +18,7 @@ import typer
 from newsletter.arxiv_source import AnnouncementDateError
 from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
 from newsletter.config import ConfigError, Settings
+from newsletter.db import display_url
 from newsletter.pipeline import RunResult, run_pipeline
 
 DebugOption = Annotated[
@@ -123,7 +124,8 @@ def _locked_run(
             upgrade(engine)
         except Exception as exc:
             console.print(
-                f"[red]error:[/red] database {settings.database_url!r} could not be prepared: "
+                f"[red]error:[/red] database {display_url(settings.database_url)!r} could not be "
+                f"prepared: "
                 f"{exc}",
                 highlight=False,
                 soft_wrap=True,
@@ -161,7 +163,9 @@ def _print_demo_outputs(settings: Settings, out: Path, result: RunResult) -> Non
     console.print(
         f"\nEverything the demo produced is under {out.resolve()}:", highlight=False, soft_wrap=True
     )
-    console.print(f"  database:       {settings.database_url}", highlight=False, soft_wrap=True)
+    console.print(
+        f"  database:       {display_url(settings.database_url)}", highlight=False, soft_wrap=True
+    )
     console.print(f"  archive:        {settings.archive_dir}", highlight=False, soft_wrap=True)
     if "issue_markdown" in result.outputs:
         console.print(

@@ -22,6 +22,14 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def display_url(database_url: str) -> str:
+    """The URL as it may be shown in messages and logs: never with its password."""
+    try:
+        return make_url(normalise_url(database_url)).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas SQLite needs to be a good neighbour to several threads."""
     url = make_url(normalise_url(database_url))

@@ -25,7 +25,7 @@ from newsletter import archive, issue_store
 from newsletter.arxiv_client import ArxivClient, ArxivError
 from newsletter.arxiv_source import fetch_announcement
 from newsletter.config import Settings
-from newsletter.db import make_engine, session_scope, upgrade
+from newsletter.db import display_url, make_engine, session_scope, upgrade
 from newsletter.domain import Announcement, IssueView, Paper, Summary
 from newsletter.email.loading import active_prefs
 from newsletter.email.selection import Selection, select_all
@@ -393,7 +393,9 @@ def run_pipeline(
                 ctx.run_id = _record_start(eng, ctx)
         except Exception as exc:
             log.debug("migration failed", exc_info=True)
-            ctx.message = f"database {settings.database_url!r} could not be prepared: {exc}"
+            ctx.message = (
+                f"database {display_url(settings.database_url)!r} could not be prepared: {exc}"
+            )
             return RunResult("failed", date, None, ctx.counts, ctx.message, ctx.outputs, None, exc)
         for stage in stages:
             started = time.perf_counter()

@@ -17,7 +17,7 @@ from fixtures_summaries import ENV, FakeOpenAI, ai_section
 from test_cli import _config, _env, cli
 
 from newsletter.arxiv_replay import ReplayServer, demo_server
-from tests.httpserver import TestServer
+from tests.httpserver import Response, TestServer
 
 SECRET = "e2e-Vb7Kq2Lm9Xw4Rt6Yp1Zs8Nd3Hc5Jf0Ga"
 
@@ -132,3 +132,27 @@ def test_run_refuses_while_another_process_holds_the_day_and_takes_over_a_dead_o
     assert done.returncode == 0, done.stderr
     assert "whose process is gone" in done.stderr
     assert (tmp_path / "archive" / f"{day}.md").exists()
+
+
+def test_debug_logging_never_prints_the_sendgrid_key(arxiv: ReplayServer, tmp_path: Path) -> None:
+    key = "SG.do-not-log-me-7Hq2"
+    with TestServer() as sendgrid:
+        sendgrid.routes[("POST", "/v3/mail/send")] = lambda _r: Response(
+            202, b"", headers={"X-Message-Id": "sg-1"}
+        )
+        config = _config(tmp_path, delivery={"backend": "sendgrid", "sendgrid_host": sendgrid.url})
+        env = {
+            **_env(arxiv, tmp_path),
+            "SENDGRID_API_KEY": key,
+            "NEWSLETTER_SECRET_KEY": SECRET,
+            "NEWSLETTER_LOG_LEVEL": "DEBUG",
+        }
+        add = ("subscribers", "add", "ada@example.org", "--active", "--config", str(config))
+        assert cli(*add, cwd=tmp_path, env=env).returncode == 0
+        day = arxiv.date.isoformat()
+        run = ("run", "--date", day, "--today", day, "--debug", "--config", str(config))
+        done = cli(*run, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert [r.headers["authorization"] for r in sendgrid.requests] == [f"Bearer {key}"]
+    assert key not in done.stdout + done.stderr
+    assert "DEBUG" in done.stderr  # debug logging was really on

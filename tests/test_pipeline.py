@@ -164,3 +164,12 @@ def test_an_unreachable_database_fails_with_a_clear_message(
     result = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
     assert result.outcome == "failed" and result.exit_code == 1
     assert "could not be prepared" in result.message and "127.0.0.1:1" in result.message
+
+
+def test_a_database_password_never_reaches_the_message(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(database_url="postgresql://digest:hunter2-s3cret@127.0.0.1:1/none")
+    result = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    assert result.outcome == "failed" and "could not be prepared" in result.message
+    assert "hunter2-s3cret" not in result.message and "digest:***@127.0.0.1:1" in result.message
