@@ -85,8 +85,6 @@ JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 Sleep = Callable[[float], None]
 log = logging.getLogger(__name__)
-# The HTTP library logs request headers (the API key) and bodies (addresses) at DEBUG.
-logging.getLogger("python_http_client.client").setLevel(logging.INFO)
 
 
 def _json(value: Any) -> str:
