@@ -65,5 +65,5 @@ def serve_command(
     try:
         serve(settings, host=host, port=port, scheduler=not no_scheduler)
     except ConfigError as exc:
-        console.print(str(exc), style="red", markup=False, highlight=False)
+        console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
