@@ -27,8 +27,8 @@ from newsletter.arxiv_source import fetch_announcement
 from newsletter.config import Settings
 from newsletter.db import display_url, make_engine, session_scope, upgrade
 from newsletter.domain import Announcement, IssueView, Paper, Summary
-from newsletter.email.loading import active_prefs
-from newsletter.email.selection import Selection, select_all
+from newsletter.email.loading import Audience, audience_of
+from newsletter.email.selection import Selection
 from newsletter.models import RunRow, utcnow
 from newsletter.ranking import Ranking, rank_papers
 
@@ -56,7 +56,7 @@ class RunContext:
     issue_id: int | None = None
     view: IssueView | None = None
     summaries: dict[str, Summary] = field(default_factory=dict)  # filled by a summarise stage
-    selections: dict[int, Selection] | None = None  # per subscriber, computed once per run
+    audience: Audience | None = None  # who gets what today, computed once per run
     stop_event: threading.Event = field(default_factory=threading.Event)  # graceful shutdown
     record_run: bool = True  # False when a caller (the scheduler's runner) records the run
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -226,12 +226,11 @@ def papers_by_readership(view: IssueView, selections: Iterable[Selection]) -> li
     return [by_id[a] for a in ranked if a in by_id]
 
 
-def subscriber_selections(ctx: RunContext) -> dict[int, Selection]:
+def audience(ctx: RunContext) -> Audience:
     """Every active subscriber's selection of today's issue (computed once, reused by send)."""
-    if ctx.selections is None:
-        view = _need(ctx.view, "issue")
-        ctx.selections = select_all(view, active_prefs(ctx.engine), ctx.settings)
-    return ctx.selections
+    if ctx.audience is None:
+        ctx.audience = audience_of(ctx.engine, _need(ctx.view, "issue"), ctx.settings)
+    return ctx.audience
 
 
 def summarise_stage(ctx: RunContext) -> None:
@@ -240,7 +239,7 @@ def summarise_stage(ctx: RunContext) -> None:
 
     view = _need(ctx.view, "issue")
     if ctx.settings.ai_summary.enabled:
-        papers = papers_by_readership(view, subscriber_selections(ctx).values())
+        papers = papers_by_readership(view, audience(ctx).selections.values())
     else:
         papers = []
     fetch_pdf = ctx.client.fetch_pdf if ctx.client is not None else None
@@ -270,7 +269,13 @@ def send_stage(ctx: RunContext) -> None:
 
     view = _need(ctx.view, "issue")
     report = send_issue(
-        ctx.engine, ctx.settings, view.date, view=view, summaries=ctx.summaries, stop=ctx.stop_event
+        ctx.engine,
+        ctx.settings,
+        view.date,
+        view=view,
+        summaries=ctx.summaries,
+        stop=ctx.stop_event,
+        audience=audience(ctx),
     )
     ctx.counts["emails_sent"] = report.sent
     ctx.counts["emails_failed"] = report.failed

@@ -37,7 +37,7 @@ from newsletter.delivery.suppression import blocked_ids
 from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
 from newsletter.email.headers import digest_headers, list_id, new_message_id
-from newsletter.email.loading import active_prefs
+from newsletter.email.loading import Audience, active_prefs
 from newsletter.email.render import (
     DigestRenderer,
     RenderedEmail,
@@ -284,11 +284,13 @@ def send_issue(
     backend: Backend | None = None,
     sleep: Sleep = time.sleep,
     stop: threading.Event | None = None,
+    audience: Audience | None = None,
 ) -> SendReport:
     """Deliver the issue of ``issue_date`` to every active subscriber not yet sent to.
 
     Safe to call again after a crash or a ``stop``: it sends what is still queued and applies
-    ``delivery.in_flight_policy`` to rows a crashed run left ``sending``.
+    ``delivery.in_flight_policy`` to rows a crashed run left ``sending``. ``audience`` is the
+    run's already computed selections (suppression is re-checked before each wave anyway).
     """
     stop = stop or threading.Event()
     chosen = backend or make_backend(settings, environ, sleep=sleep)
@@ -298,9 +300,12 @@ def send_issue(
         with _timed(t, "load"):
             issue_id = _issue_id(engine, issue_date)
             view = view or _load_view(engine, issue_date)
-            prefs = active_prefs(engine)
-        with _timed(t, "select"):
-            selections = select_all(view, prefs, settings)
+        if audience is None:
+            with _timed(t, "load"):
+                everyone = active_prefs(engine)
+            with _timed(t, "select"):
+                audience = Audience(everyone, select_all(view, everyone, settings))
+        prefs, selections = audience.prefs, audience.selections
         report.no_match = len(prefs) - len(selections)
         emails = {p.id: p.email for p in prefs}
         with _timed(t, "enqueue"):

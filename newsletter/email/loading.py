@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -11,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
 from newsletter.domain import SUMMARY_SECTIONS, IssueView, Summary
-from newsletter.email.selection import SubscriberPrefs
+from newsletter.email.selection import Selection, SubscriberPrefs, select_all
 from newsletter.models import SummaryRow
 from subscribers.models import Subscriber, Suppression
 from subscribers.validation import email_hash
@@ -62,6 +63,20 @@ def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
         for r in rows
         if not suppressed or email_hash(r.email) not in suppressed
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who gets an issue and what each of them gets: computed once per run, shared by the
+    summaries (most-read papers first) and the sender."""
+
+    prefs: list[SubscriberPrefs]
+    selections: dict[int, Selection]
+
+
+def audience_of(engine: Engine, view: IssueView, settings: Settings) -> Audience:
+    prefs = active_prefs(engine)
+    return Audience(prefs, select_all(view, prefs, settings))
 
 
 def find_subscriber(session: Session, address: str) -> Subscriber | None:
