@@ -5,6 +5,8 @@ Every fake service in the tests (arXiv, OpenAI, SendGrid) is built on this one h
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the same port on two requests: they came over one connection
 
 
 @dataclass
@@ -27,6 +30,10 @@ class Response:
     body: bytes | str = b""
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "text/plain; charset=utf-8"
+    # Keep-alive tests: ``close`` ends the connection after answering without saying so (as a
+    # server's idle timeout does); ``hang_up`` ends it instead of answering (outcome unknown).
+    close: bool = False
+    hang_up: bool = False
 
 
 Handler = Callable[[Request], Response]
@@ -42,6 +49,7 @@ class TestServer:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[Request] = []
         self.record = record
+        self.ended = 0  # connections ended by ``close`` or ``hang_up`` (their FIN is sent)
         self._lock = threading.Lock()
         outer = self
 
@@ -51,6 +59,13 @@ class TestServer:
 
             def log_message(self, *_args: object) -> None:
                 pass
+
+            def _end(self) -> None:
+                self.close_connection = True
+                with contextlib.suppress(OSError):  # the client may have gone already
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                with outer._lock:
+                    outer.ended += 1
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -62,6 +77,7 @@ class TestServer:
                     query=parse_qs(parts.query, keep_blank_values=True),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    client_port=self.client_address[1],
                 )
                 if outer.record:
                     with outer._lock:
@@ -70,6 +86,9 @@ class TestServer:
                     (self.command, "*")
                 )
                 resp = handler(req) if handler else Response(404, b"not found")
+                if resp.hang_up:
+                    self._end()
+                    return
                 payload = resp.body.encode() if isinstance(resp.body, str) else resp.body
                 try:
                     self.send_response(resp.status)
@@ -81,6 +100,8 @@ class TestServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                if resp.close:
+                    self._end()
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 

@@ -9,6 +9,7 @@ Every documented limit is checked here before a byte leaves, because a refused r
 whole batch: 1000 personalizations, 30 MB per request, 10,000 bytes of custom args and of
 substitutions per personalization, 10 categories. 429 and 5xx are retried with exponential
 backoff and jitter, honouring ``Retry-After``; other 4xx fail those recipients for good.
+Requests go through ``KeepAliveClient``: each sending thread reuses one connection.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from newsletter.delivery.backends.base import (
     check_header,
     check_headers,
 )
+from newsletter.delivery.backends.keepalive import KeepAliveClient
 from newsletter.email.tags import keys_in
 from newsletter.retry_after import retry_after_seconds
 
@@ -287,6 +289,7 @@ class SendGridBackend:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
+        self.client.client = KeepAliveClient.like(self.client.client)  # one connection a thread
         self.sandbox_mode = sandbox_mode
         self.sections = sections  # may message-level ``sections`` be sent (else: expand first)
         self.substitution_limit = MAX_SUBSTITUTIONS_BYTES
@@ -359,7 +362,7 @@ class SendGridBackend:
         return next(iter(self.send_batch(batch).values()))
 
     def close(self) -> None:
-        pass
+        self.client.client.pool.close()
 
 
 def _short(body: object) -> str:
