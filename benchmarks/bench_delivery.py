@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import multiprocessing
 import random
-import re
 import resource
 import tempfile
 import threading
@@ -28,7 +27,6 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import feedparser
 from jinja2 import Template
 from mjml import mjml_to_html
 from pydantic import SecretStr
@@ -39,7 +37,7 @@ from newsletter.db import make_engine, upgrade
 from newsletter.delivery.backends import Batch, Recipient, Sender
 from newsletter.delivery.backends.sendgrid import SendGridBackend
 from newsletter.delivery.send import send_issue
-from newsletter.domain import IssueEntry, IssueView, Paper
+from newsletter.domain import IssueEntry, IssueView
 from newsletter.email.headers import new_message_id
 from newsletter.email.loading import active_prefs
 from newsletter.email.render import PLACEHOLDERS, DigestRenderer
@@ -47,10 +45,10 @@ from newsletter.email.selection import select_all
 from newsletter.models import IssueRow
 from subscribers.links import preferences_url, unsubscribe_url
 from subscribers.models import Subscriber
+from tests.fixtures_email import recorded_papers
 from tests.httpserver import Request, Response, TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORDED = Path("/work/shared/arxiv/api/yanhua_search-cat-cs.LG_max50_50entries_2026-04-22.xml")
 DAY = dt.date(2026, 4, 22)
 VOCAB = [
     "learning",
@@ -107,25 +105,9 @@ VOCAB = [
 CATS = ("cs.LG", "cs.AI", "stat.ML", "cs.CV", "cs.CL", "math.OC")
 
 
-def recorded_view(path: Path, n: int = 30) -> IssueView:
-    """A 30-paper day from the recorded arXiv API page."""
-    feed = feedparser.parse(path)
-    entries = []
-    for rank, e in enumerate(feed.entries[:n], start=1):
-        m = re.search(r"abs/([^v]+)v(\d+)$", e.id)
-        if not m:
-            continue
-        paper = Paper(
-            arxiv_id=m.group(1),
-            version=int(m.group(2)),
-            title=" ".join(e.title.split()),
-            abstract=e.summary,
-            authors=tuple(a["name"] for a in e.authors),
-            primary_category=e.arxiv_primary_category["term"],
-            categories=tuple(t["term"] for t in e.tags),
-            published=dt.datetime.fromisoformat(e.published.replace("Z", "+00:00")),
-        )
-        entries.append(IssueEntry(paper, 1.0, (), rank))
+def recorded_view(n: int = 30) -> IssueView:
+    """A 30-paper day from the recorded arXiv API page (the tests' copy, in feed order)."""
+    entries = [IssueEntry(p, 1.0, (), rank) for rank, p in enumerate(recorded_papers()[:n], 1)]
     return IssueView(DAY, len(entries), ("cs.LG",), tuple(entries), tuple(entries))
 
 
@@ -263,7 +245,6 @@ def main(argv: list[str] | None = None) -> None:
         default=32,
         help="delivery.concurrency (32: where sending stops getting faster on 2 cores)",
     )
-    ap.add_argument("--data", type=Path, default=RECORDED)
     ap.add_argument(
         "--sections",
         action=argparse.BooleanOptionalAction,
@@ -272,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     rng = random.Random(42)
-    view = recorded_view(args.data)
+    view = recorded_view()
     with tempfile.TemporaryDirectory() as tmp, Provider(args.latency) as server:
         url = f"sqlite:///{tmp}/bench.db"
         t0 = time.perf_counter()

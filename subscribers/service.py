@@ -171,6 +171,27 @@ def subscribe(
     return SignupOutcome("confirm", sub.id, sub.token_nonce, address)
 
 
+def _hard_suppressed(session: Session, sub: Subscriber) -> bool:
+    supp = _suppression(session, sub.email)
+    hard = supp is not None and supp.reason in HARD_REASONS
+    return hard or sub.status in ("bounced", "complained")
+
+
+def _activate(
+    session: Session, sub: Subscriber, action: str, origin: Origin | None, now: dt.datetime
+) -> None:
+    """Make a subscriber active (confirmation or re-subscription) unless the address bounced or
+    complained; every earlier link is revoked and a soft suppression lifted."""
+    if _hard_suppressed(session, sub):
+        raise Suppressed("this address bounced or reported our mail, so we will not send to it")
+    _set_status(sub, "active", now)
+    sub.token_nonce = new_nonce()
+    _lift_soft_suppression(session, sub.email)
+    _record(session, sub, action, origin, now)
+    session.add(sub)
+    session.flush()
+
+
 def confirm(
     session: Session,
     *,
@@ -189,15 +210,7 @@ def confirm(
         if sub.status == "active":
             return sub
         raise InvalidLink("this confirmation link has already been used")
-    supp = _suppression(session, sub.email)
-    if supp is not None and supp.reason in HARD_REASONS or sub.status in ("bounced", "complained"):
-        raise Suppressed("this address bounced or reported our mail, so we will not send to it")
-    _set_status(sub, "active", now)
-    sub.token_nonce = new_nonce()
-    _lift_soft_suppression(session, sub.email)
-    _record(session, sub, "confirm", origin, now)
-    session.add(sub)
-    session.flush()
+    _activate(session, sub, "confirm", origin, now)
     return sub
 
 
@@ -267,18 +280,8 @@ def resubscribe(
     is the same proof a confirmation link gives, so no second e-mail is needed."""
     now = now or utcnow()
     sub = get(session, subscriber_id=subscriber_id)
-    supp = _suppression(session, sub.email)
-    if sub.status in ("bounced", "complained") or (
-        supp is not None and supp.reason in HARD_REASONS
-    ):
-        raise Suppressed("this address bounced or reported our mail, so we will not send to it")
-    if sub.status != "active":
-        _set_status(sub, "active", now)
-        sub.token_nonce = new_nonce()
-        _lift_soft_suppression(session, sub.email)
-        _record(session, sub, "resubscribe", origin, now)
-        session.add(sub)
-        session.flush()
+    if sub.status != "active" or _hard_suppressed(session, sub):
+        _activate(session, sub, "resubscribe", origin, now)
     return sub
 
 
