@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ class ArxivError(Exception):
         self.url = url
         self.tries = tries
         self.status = status
+
+
+class ArxivStopped(ArxivError):
+    """A stop (SIGTERM) arrived while waiting to ask arXiv again: the run ends at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +197,13 @@ class ArxivClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = DEFAULT_USER_AGENT,
+        stop: threading.Event | None = None,
     ) -> None:
+        """``stop`` (a service's shutdown event) cuts short every wait, backoff included."""
         self.settings = settings
         self._clock = clock
         self._sleep = sleep
+        self._stop = stop
         self._last_request: float | None = None
         self._http = httpx.Client(
             timeout=settings.timeout_seconds,
@@ -219,8 +227,12 @@ class ArxivClient:
         wait = at_least
         if self._last_request is not None:
             wait = max(wait, self.settings.delay_seconds - (self._clock() - self._last_request))
-        if wait > 0:
+        if wait > 0 and self._stop is not None and self._sleep is time.sleep:
+            self._stop.wait(wait)
+        elif wait > 0:
             self._sleep(wait)
+        if self._stop is not None and self._stop.is_set():
+            raise ArxivStopped("stopped while waiting to ask arXiv", url="", tries=0)
 
     def _fetch_once(self, url: str, limit: int) -> tuple[int, httpx.Headers, bytes]:
         with self._http.stream("GET", url) as resp:

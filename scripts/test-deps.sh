@@ -19,10 +19,12 @@ if [ ! -x build/node/node_modules/.bin/prism ]; then
   (cd build/node && npm install --silent --no-audit --no-fund --save-exact "@stoplight/prism-cli@$PRISM_VERSION" >/dev/null)
 fi
 
-SHARED=../shared/sendgrid
-if [ -f "$SHARED/tsg_mail_v3.yaml" ]; then
-  cp "$SHARED/tsg_mail_v3.yaml" build/sendgrid.yaml
-  chmod u+w build/sendgrid.yaml
-  patch -s build/sendgrid.yaml "$SHARED/spec.patch"
-  patch -s build/sendgrid.yaml "$SHARED/spec-extras.patch"
-fi
+# SendGrid's published OpenAPI spec, its licence and our two patches live in the repository
+# (tests/contract/sendgrid/PROVENANCE.md); the patched copy Prism serves is rebuilt every time.
+SPEC_DIR=tests/contract/sendgrid
+mkdir -p build
+cp "$SPEC_DIR/tsg_mail_v3.yaml" build/sendgrid.yaml.new
+chmod u+w build/sendgrid.yaml.new
+patch -s build/sendgrid.yaml.new "$SPEC_DIR/spec.patch"
+patch -s build/sendgrid.yaml.new "$SPEC_DIR/spec-extras.patch"
+mv build/sendgrid.yaml.new build/sendgrid.yaml

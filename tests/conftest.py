@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,44 @@ from newsletter.db import make_engine, upgrade
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-ARTIFACTS = ROOT / "test-artifacts"
+# Caches and tools that may appear in a checkout while tests run; anything else is a test
+# writing into the checkout (tests write under tmp_path).
+_TOOL_PATHS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", "build")
+
+
+def _checkout_files() -> set[str] | None:
+    """Untracked and ignored paths of the checkout (None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    paths = {line[3:] for line in out.splitlines()}
+    return {p for p in paths if not any(part in _TOOL_PATHS for part in Path(p).parts)}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_BEFORE] = _checkout_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test left files in the checkout (they belong under tmp_path)."""
+    before = session.config.stash.get(_BEFORE, None)
+    after = _checkout_files()
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        print(f"\ntests wrote into the checkout: {', '.join(new[:10])}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_BEFORE = pytest.StashKey[set[str] | None]()
 
 
 def _pg_available() -> bool:
@@ -135,7 +173,10 @@ def make_settings(tmp_path: Path, sqlite_url: str) -> Callable[..., Settings]:
 
 
 @pytest.fixture(scope="session")
-def artifacts_dir() -> Path:
-    """Screenshots and rendered files kept after the run (test-artifacts/)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS
+def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Screenshots and rendered files kept after the run: ``$NEWSLETTER_TEST_ARTIFACTS`` or
+    ``artifacts/`` in pytest's base temp directory (never in the checkout)."""
+    chosen = os.environ.get("NEWSLETTER_TEST_ARTIFACTS")
+    path = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,8 @@ def with_secret(settings: Settings) -> Settings:
 
 
 def delivery_settings(database_url: str, **delivery: Any) -> Settings:
+    """Settings of the delivery tests; the file outbox goes to a temp dir, never the checkout."""
+    delivery.setdefault("outbox_dir", tempfile.mkdtemp(prefix="nl-outbox-"))
     return with_secret(
         settings_for_tests(
             database_url=database_url,

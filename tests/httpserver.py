@@ -70,6 +70,9 @@ class TestServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:  # the client died mid-request (SIGKILL): not a request
+                    self.close_connection = True
+                    return
                 parts = urlsplit(self.path)
                 req = Request(
                     method=self.command,

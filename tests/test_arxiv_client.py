@@ -226,3 +226,25 @@ def test_user_agent_sent(server: TestServer, clock: FakeClock) -> None:
     with _client(server, clock) as client:
         client.fetch_feed(["cs.LG"])
     assert server.requests[0].headers["user-agent"].startswith("arxiv-newsletter/")
+
+
+def test_stop_interrupts_the_backoff_at_once(server: TestServer) -> None:
+    """SIGTERM while arXiv is down: the stop event ends a 60-second backoff wait at once."""
+    import threading
+    import time
+
+    from newsletter.arxiv_client import ArxivStopped
+
+    stop = threading.Event()
+
+    def down(_req: Request) -> Response:
+        threading.Timer(0.2, stop.set).start()  # the stop arrives during the backoff
+        return Response(503, b"unavailable")
+
+    server.routes[("GET", "/rss/cs.LG")] = down
+    settings = arxiv_settings(server.url, backoff_seconds=60, max_backoff_seconds=60)
+    started = time.monotonic()
+    with ArxivClient(settings, stop=stop) as client, pytest.raises(ArxivStopped):
+        client.fetch_feed(["cs.LG"])
+    assert time.monotonic() - started < 10  # not the 60 s backoff
+    assert len(server.requests) == 1

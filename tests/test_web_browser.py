@@ -1,5 +1,5 @@
 """A person in headless Chromium against `newsletter serve`: sign up, confirm from the outbox,
-change preferences, unsubscribe. Screenshots are kept in test-artifacts/."""
+change preferences, unsubscribe. Screenshots are kept in the artifacts directory (see conftest)."""
 
 from __future__ import annotations
 
