@@ -1,11 +1,15 @@
-"""``newsletter send``: deliver a built issue (resumable; safe to run again after a crash)."""
+"""``newsletter send``: finish sending a built issue (resumable; safe to run again after a crash).
+
+It is ``runner.finish_day`` without the build: under the day's lock (refused, exit 1, while
+another process holds it), with the issue's stored summaries, sending what is still queued.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import signal
 import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -20,39 +24,19 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Send a built issue to every active subscriber not yet sent to (SIGTERM stops gracefully)."""
+    from newsletter.cli_pipeline import report
     from newsletter.config import ConfigError
-    from newsletter.db import make_engine
-    from newsletter.delivery.send import SendError, send_issue
+    from newsletter.delivery.preflight import check_ready
+    from newsletter.runner import finish_day
 
     settings = get_settings(config)
     day = parse_date(date) or dt.datetime.now(dt.UTC).date()
-    stop = threading.Event()
-
-    def _on_term(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_term)
-    engine = make_engine(settings.database_url)
     try:
-        report = send_issue(engine, settings, day, stop=stop)
+        check_ready(settings)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    except SendError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
-    console.print(
-        f"{day}: sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
-        f"unknown {report.unknown}, deferred {report.deferred}; {report.requests} requests, "
-        f"{report.distinct_bodies} distinct bodies"
-        + (" (stopped early: run again to finish)" if report.stopped else "")
-    )
-    if report.in_flight:
-        console.print(
-            f"[yellow]{len(report.in_flight)} deliveries were in flight when a previous run "
-            f"stopped; policy {settings.delivery.in_flight_policy!r} applied[/yellow]"
-        )
-    if report.failed or not report.complete:
-        raise typer.Exit(1)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    result = finish_day(settings, date=day, trigger="send", build=False, console=console, stop=stop)
+    raise typer.Exit(report(result, debug=False))

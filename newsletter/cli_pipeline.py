@@ -1,11 +1,11 @@
-"""``newsletter run`` and ``newsletter demo``: thin wrappers that call ``run_pipeline``.
+"""``newsletter run`` and ``newsletter demo``: thin wrappers that call ``runner.finish_day``.
 
-Exit codes: 0 success (also "no announcement"), 1 failure, 2 usage or configuration error.
+Exit codes (``RunResult.exit_code``): 0 success (also "no announcement" and "already done"),
+1 failure, stopped, or another process holds the day; 2 usage or configuration error.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import signal
 import threading
@@ -15,20 +15,15 @@ from typing import Annotated
 
 import typer
 
-from newsletter.arxiv_source import AnnouncementDateError
 from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
 from newsletter.config import ConfigError, Settings
 from newsletter.db import display_url
-from newsletter.pipeline import RunResult, run_pipeline
+from newsletter.pipeline import RunResult
+from newsletter.runner import finish_day
 
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show tracebacks and debug log lines on failure")
 ]
-
-
-def _is_usage_error(exc: BaseException | None) -> bool:
-    """A --date arXiv cannot serve (future, beyond days_back) is the caller's to fix: exit 2."""
-    return isinstance(exc, AnnouncementDateError)
 
 
 def report(result: RunResult, *, debug: bool) -> int:
@@ -37,19 +32,17 @@ def report(result: RunResult, *, debug: bool) -> int:
         console.print(f"[green]done:[/green] {result.message}", highlight=False, soft_wrap=True)
         for name, path in result.outputs.items():
             console.print(f"  {name.replace('_', ' ')}: {path}", highlight=False, soft_wrap=True)
-        return 0
-    if result.outcome == "no-announcement":
+    elif result.outcome in ("no-announcement", "already-done", "stopped"):
         console.print(f"[yellow]{result.message}[/yellow]", highlight=False, soft_wrap=True)
-        return 0
-    if result.outcome == "stopped":
-        console.print(f"[yellow]{result.message}[/yellow]", highlight=False, soft_wrap=True)
-        return 1
-    console.print(f"[red]error:[/red] {result.message}", highlight=False, soft_wrap=True)
-    if debug and result.error is not None:
-        traceback.print_exception(result.error)
-    elif result.error is not None:
-        console.print("(run again with --debug for the traceback)", highlight=False, soft_wrap=True)
-    return 2 if _is_usage_error(result.error) else 1
+    else:
+        console.print(f"[red]error:[/red] {result.message}", highlight=False, soft_wrap=True)
+        if debug and result.error is not None:
+            traceback.print_exception(result.error)
+        elif result.error is not None:
+            console.print(
+                "(run again with --debug for the traceback)", highlight=False, soft_wrap=True
+            )
+    return result.exit_code
 
 
 _CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "arxiv")
@@ -99,64 +92,17 @@ def run(
             raise typer.Exit(2) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
-    raise typer.Exit(
-        _locked_run(settings, day, debug=debug, send=not no_send, today=pinned, stop=stop)
+    result = finish_day(
+        settings,
+        date=day,
+        send=not no_send,
+        rebuild=day is not None,
+        trigger="cli",
+        console=console,
+        today=pinned,
+        stop=stop,
     )
-
-
-def _locked_run(
-    settings: Settings,
-    day: dt.date | None,
-    *,
-    debug: bool,
-    send: bool,
-    today: dt.date | None,
-    stop: threading.Event,
-) -> int:
-    """The pipeline under the day's lock, the same one the scheduler takes (one run a day)."""
-    from newsletter.db import make_engine, upgrade
-    from newsletter.locking import DayLock
-    from newsletter.runner import lock_name, run_day
-
-    engine = make_engine(settings.database_url)
-    try:
-        try:
-            upgrade(engine)
-        except Exception as exc:
-            console.print(
-                f"[red]error:[/red] database {display_url(settings.database_url)!r} could not be "
-                f"prepared: "
-                f"{exc}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            return 1
-        locked_day = day or run_day(settings)
-        lock = DayLock(engine, lock_name(locked_day))
-        if not lock.acquire():
-            console.print(
-                f"[red]error:[/red] another run of {locked_day} is in progress (scheduler or "
-                "another `newsletter run`); try again when it has finished",
-                highlight=False,
-                soft_wrap=True,
-            )
-            return 1
-        try:
-            result = run_pipeline(
-                settings,
-                date=day,
-                send=send,
-                trigger="cli",
-                console=console,
-                today=today,
-                stop=stop,
-                engine=engine,
-            )
-        finally:
-            lock.release()
-        return report(result, debug=debug)
-    finally:
-        engine.dispose()
+    raise typer.Exit(report(result, debug=debug))
 
 
 def _print_demo_outputs(settings: Settings, out: Path, result: RunResult) -> None:
@@ -217,14 +163,13 @@ def demo(
                 highlight=False,
                 soft_wrap=True,
             )
-            result = run_pipeline(
+            result = finish_day(
                 local,
                 date=server.date,
                 trigger="demo",
                 console=console,
                 today=server.date,
                 engine=engine,
-                client=None,
             )
             previews = write_previews(engine, local, out) if result.outcome == "ok" else []
         finally:

@@ -160,6 +160,13 @@ class ScheduleSettings(_Section):
     cron: str = Field("40 5 * * 1-5", description="Crontab expression")
     timezone: str = Field("UTC", description="Time zone of the crontab")
     misfire_grace_seconds: int = Field(3600, ge=0, description="Late runs allowed within this")
+    resume_days: int = Field(
+        3,
+        ge=0,
+        le=31,
+        description="Start-up and every firing finish built issues of the last N days that "
+        "still have e-mails queued",
+    )
 
     @model_validator(mode="after")
     def _check_schedule(self) -> ScheduleSettings:

@@ -1,8 +1,8 @@
-"""The daily run: migrate, fetch, store, rank, build the issue, archive (then summaries and send).
+"""The stages of a day's run: fetch, store, rank, build the issue, summarise, archive, send.
 
-Stages are plain functions of a shared ``RunContext``, listed in ``DEFAULT_STAGES``; the
-summaries and e-mail parts add theirs with one line each (``Stage("summarise", fn)`` before
-``archive``, ``Stage("send", fn)`` after it). A stage ends the run early with ``ctx.stop``.
+Stages are plain functions of a shared ``RunContext``, listed in ``DEFAULT_STAGES``; a stage ends
+the run early with ``ctx.stop``. ``newsletter.runner.finish_day`` is the one lifecycle that runs
+them (lock, record, skip the build stages of an issue already built).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,18 +22,19 @@ from sqlalchemy.engine import Engine
 
 from newsletter import archive, issue_store
 from newsletter.arxiv_client import ArxivClient, ArxivError
-from newsletter.arxiv_source import fetch_announcement
+from newsletter.arxiv_source import AnnouncementDateError, fetch_announcement
 from newsletter.config import Settings
-from newsletter.db import display_url, make_engine, session_scope, upgrade
+from newsletter.db import session_scope
 from newsletter.domain import Announcement, IssueView, Paper, Summary
-from newsletter.email.loading import Audience, audience_of
+from newsletter.email.loading import Audience, audience_of, issue_summaries
 from newsletter.email.selection import Selection
-from newsletter.models import RunRow, utcnow
 from newsletter.ranking import Ranking, rank_papers
 
 log = logging.getLogger("newsletter.pipeline")
 
-Outcome = Literal["ok", "no-announcement", "failed", "stopped"]
+# "locked": another process holds the day; "already-done": every delivery has an outcome.
+Outcome = Literal["ok", "no-announcement", "already-done", "failed", "stopped", "locked"]
+SUCCESS: frozenset[str] = frozenset({"ok", "no-announcement", "already-done"})
 
 
 @dataclass
@@ -58,7 +58,6 @@ class RunContext:
     summaries: dict[str, Summary] = field(default_factory=dict)  # filled by a summarise stage
     audience: Audience | None = None  # who gets what today, computed once per run
     stop_event: threading.Event = field(default_factory=threading.Event)  # graceful shutdown
-    record_run: bool = True  # False when a caller (the scheduler's runner) records the run
     outputs: dict[str, Path] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     outcome: Outcome | None = None
@@ -104,23 +103,31 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.outcome == "failed" else 0
+        """The CLI's exit code: 0 done, 2 a ``--date`` arXiv cannot serve, 1 anything else."""
+        if self.outcome in SUCCESS:
+            return 0
+        return 2 if isinstance(self.error, AnnouncementDateError) else 1
 
 
 def fetch_stage(ctx: RunContext) -> None:
     """The announcement of the requested date, or of the feed's current date."""
-    if ctx.client is None:
-        ctx.client = ArxivClient(ctx.settings.arxiv)
     what = ctx.requested_date.isoformat() if ctx.requested_date else "today's feed"
     with ctx.console.status(f"Fetching the arXiv announcement ({what})..."):
         announcement = fetch_announcement(
-            ctx.client, ctx.settings, ctx.requested_date, today=ctx.today
+            arxiv_client(ctx), ctx.settings, ctx.requested_date, today=ctx.today
         )
     check_announcement(ctx, announcement)
 
 
+def arxiv_client(ctx: RunContext) -> ArxivClient:
+    """The run's arXiv client (made on first use; a stop cuts its waits short)."""
+    if ctx.client is None:
+        ctx.client = ArxivClient(ctx.settings.arxiv, stop=ctx.stop_event)
+    return ctx.client
+
+
 def check_announcement(ctx: RunContext, announcement: Announcement | None) -> None:
-    """Accept the fetched announcement or end the run: no announcement, or nothing new."""
+    """Accept the fetched announcement or end the run: no announcement today."""
     if announcement is None:
         when = ctx.requested_date.isoformat() if ctx.requested_date else "today"
         ctx.stop(
@@ -128,15 +135,6 @@ def check_announcement(ctx: RunContext, announcement: Announcement | None) -> No
             f"no arXiv announcement for {when} (weekend or holiday?); nothing to do",
         )
         return
-    if ctx.requested_date is None:
-        with session_scope(ctx.engine) as session:
-            if issue_store.issue_exists(session, announcement.date):
-                ctx.stop(
-                    "no-announcement",
-                    f"no new announcement: the feed still shows {announcement.date}, whose "
-                    f"issue is already built (use --date {announcement.date} to rebuild it)",
-                )
-                return
     ctx.announcement = announcement
     ctx.counts["papers_found"] = len(announcement.papers)
     log.info(
@@ -205,6 +203,10 @@ def issue_stage(ctx: RunContext) -> None:
             updates=fresh.updates,
             papers_found=len(ann.papers),
         )
+        if ctx.send and issue.status == "built":
+            # Committed with the issue: a crash from here on leaves a day the resume finishes.
+            issue.status = "sending"
+            session.add(issue)
         ctx.issue_id = issue.id
         ctx.view = issue_store.load_issue(session, ann.date)
     log.info("issue %s %s (id %s)", ann.date, "rebuilt in place" if rebuilt else "built", issue.id)
@@ -234,17 +236,22 @@ def audience(ctx: RunContext) -> Audience:
 
 
 def summarise_stage(ctx: RunContext) -> None:
-    """Summaries for the papers readers will see, most-read first (cached ones cost nothing)."""
+    """Summaries for the papers readers will see, most-read first: the ones stored for this
+    issue first (a resumed send mails what the first run mailed), then the cache, then the
+    model for what is missing."""
     from newsletter.summaries import summarise_papers
 
     view = _need(ctx.view, "issue")
+    stored: dict[str, Summary] = {}
     if ctx.settings.ai_summary.enabled:
         papers = papers_by_readership(view, audience(ctx).selections.values())
+        with session_scope(ctx.engine) as session:
+            stored = issue_summaries(session, view, ctx.settings)
     else:
         papers = []
-    fetch_pdf = ctx.client.fetch_pdf if ctx.client is not None else None
+    fetch_pdf = arxiv_client(ctx).fetch_pdf if papers else None
     run = summarise_papers(ctx.engine, ctx.settings, papers, pdf_fetcher=fetch_pdf)
-    ctx.summaries = dict(run.summaries)
+    ctx.summaries = {**run.summaries, **stored}
     ctx.counts["model_calls"] = run.calls
     ctx.counts["summary_failures"] = len(run.failures)
     if not run.disabled_reason:
@@ -323,114 +330,13 @@ def _need(value: Any, what: str) -> Any:
     return value
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     if isinstance(exc, ArxivError):
         return f"arXiv is unavailable or answered badly: {exc}. Try again later."
     return f"{type(exc).__name__}: {exc}"
 
 
-def _record_start(engine: Engine, ctx: RunContext) -> int | None:
-    with session_scope(engine) as session:
-        row = RunRow(date=ctx.requested_date, trigger=ctx.trigger)
-        session.add(row)
-        session.flush()
-        return row.id
-
-
-def _record_end(engine: Engine, ctx: RunContext, outcome: Outcome) -> None:
-    if ctx.run_id is None:
-        return
-    with session_scope(engine) as session:
-        row = session.get(RunRow, ctx.run_id)
-        if row is None:
-            return
-        row.date = ctx.date
-        row.finished_at = utcnow()
-        row.outcome = outcome
-        row.message = ctx.message
-        row.papers = ctx.counts.get("papers", 0)
-        row.emails_sent = ctx.counts.get("emails_sent", 0)
-        row.emails_failed = ctx.counts.get("emails_failed", 0)
-        row.model_calls = ctx.counts.get("model_calls", 0)
-        session.add(row)
-
-
-def run_pipeline(
-    settings: Settings,
-    *,
-    date: dt.date | None = None,
-    send: bool = True,
-    trigger: str = "cli",
-    engine: Engine | None = None,
-    client: ArxivClient | None = None,
-    console: Console | None = None,
-    today: dt.date | None = None,
-    stages: Sequence[Stage] = DEFAULT_STAGES,
-    stop: threading.Event | None = None,
-    record_run: bool = True,
-) -> RunResult:
-    """Run every stage in order and record the run; never raises for a failed stage.
-
-    ``today`` pins arXiv's current date (for ``--date`` range checks); ``stages`` lets callers
-    and tests run a different list (``DEFAULT_STAGES`` plus or minus some). ``stop`` asks the
-    send stage to finish its in-flight batch and return (graceful shutdown); ``record_run=False``
-    leaves the ``runs`` row to a caller that keeps its own (the scheduler's runner).
-    """
-    own_engine = engine is None
-    eng = make_engine(settings.database_url) if engine is None else engine
-    ctx = RunContext(
-        settings=settings,
-        engine=eng,
-        console=console or Console(stderr=True),
-        requested_date=date,
-        send=send,
-        trigger=trigger,
-        client=client,
-        today=today,
-        stop_event=stop if stop is not None else threading.Event(),
-        record_run=record_run,
-    )
-    error: BaseException | None = None
-    try:
-        try:
-            upgrade(eng)
-            if record_run:
-                ctx.run_id = _record_start(eng, ctx)
-        except Exception as exc:
-            log.debug("migration failed", exc_info=True)
-            ctx.message = (
-                f"database {display_url(settings.database_url)!r} could not be prepared: {exc}"
-            )
-            return RunResult("failed", date, None, ctx.counts, ctx.message, ctx.outputs, None, exc)
-        for stage in stages:
-            started = time.perf_counter()
-            try:
-                stage.run(ctx)
-            except Exception as exc:
-                log.debug("stage %s failed", stage.name, exc_info=True)
-                error = exc
-                ctx.stop("failed", f"{stage.name} failed: {_describe(exc)}")
-            log.debug("stage %s took %.2f s", stage.name, time.perf_counter() - started)
-            if ctx.outcome is not None:
-                break
-        outcome: Outcome = ctx.outcome or "ok"
-        if outcome == "ok":
-            ctx.message = _ok_message(ctx)
-        try:
-            _record_end(eng, ctx, outcome)
-        except Exception:
-            log.warning("could not record the run's end in the database", exc_info=True)
-        return RunResult(
-            outcome, ctx.date, ctx.issue_id, ctx.counts, ctx.message, ctx.outputs, ctx.run_id, error
-        )
-    finally:
-        if client is None and ctx.client is not None:
-            ctx.client.close()  # the fetch stage made it; close its connections
-        if own_engine:
-            eng.dispose()
-
-
-def _ok_message(ctx: RunContext) -> str:
+def ok_message(ctx: RunContext) -> str:
     c = ctx.counts
     text = (
         f"issue {ctx.date}: {c.get('papers', 0)} papers in the digest "

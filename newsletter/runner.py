@@ -1,9 +1,11 @@
-"""One digest run per day, whatever the number of processes: lock, re-check, run, record.
+"""The one way a day's digest runs: ``finish_day`` under the day's lock, whoever asks.
 
-Every trigger (schedule, admin, resume after a shutdown) goes through :func:`begin_run`, which
-takes the day's lock and re-checks that the day was not already done; :meth:`Claim.execute`
-runs the job under that lock and records the outcome in ``runs``. :func:`run_once` is both in a
-row, in the calling thread.
+``newsletter run``, ``newsletter send``, the schedule, the start-up resume and ``POST /admin/run``
+all end here. ``finish_day`` builds the day's issue if it is not built, summarises what is
+missing (stored summaries and the cache first), archives it and sends every delivery still
+queued, recording the run in ``runs``. A day is done only when every delivery row of its issue
+has an outcome; until then every scheduled firing and every start finishes it
+(``finish_unfinished``, over the last ``schedule.resume_days`` days).
 """
 
 from __future__ import annotations
@@ -12,275 +14,363 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from rich.console import Console
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
+from newsletter import issue_store
+from newsletter.arxiv_client import ArxivClient, ArxivStopped
 from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.db import display_url, make_engine, session_scope, upgrade
+from newsletter.delivery_models import Delivery
 from newsletter.locking import DayLock
 from newsletter.models import IssueRow, RunRow, utcnow
+from newsletter.pipeline import (
+    DEFAULT_STAGES,
+    Outcome,
+    RunContext,
+    RunResult,
+    Stage,
+    describe,
+    ok_message,
+)
 
 log = logging.getLogger(__name__)
 
-# Outcomes a job can end with; "stopped" (graceful shutdown) and "failed" are resumable.
-DONE_OUTCOMES = ("ok", "no-announcement")
-SKIPPED_LOCKED = "locked"
-SKIPPED_DONE = "already-done"
-
-
-@dataclass(frozen=True, slots=True)
-class JobResult:
-    """What a job reports back; the pipeline's ``RunResult`` is converted to this."""
-
-    outcome: str  # ok, no-announcement, failed, stopped
-    papers: int = 0
-    emails_sent: int = 0
-    emails_failed: int = 0
-    model_calls: int = 0
-    message: str | None = None
-
-
-class Job(Protocol):
-    def __call__(
-        self,
-        settings: Settings,
-        engine: Engine,
-        *,
-        date: dt.date | None,
-        trigger: str,
-        stop: threading.Event,
-    ) -> Any: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """The result of a trigger: ``run_id`` is None when nothing ran (locked or already done)."""
-
-    day: dt.date
-    outcome: str
-    run_id: int | None = None
-    message: str | None = None
-
-    @property
-    def ran(self) -> bool:
-        return self.run_id is not None
-
-
-def pipeline_job(
-    settings: Settings,
-    engine: Engine,
-    *,
-    date: dt.date | None,
-    trigger: str,
-    stop: threading.Event,
-) -> Any:
-    """The real digest; ``stop`` reaches the sender, so a shutdown stops between batches."""
-    from newsletter.pipeline import run_pipeline
-
-    return run_pipeline(
-        settings,
-        date=date,
-        send=True,
-        trigger=trigger,
-        engine=engine,
-        stop=stop,
-        record_run=False,
-    )
-
-
-def as_job_result(value: Any) -> JobResult:
-    """Accept a JobResult, a plain outcome string, or any object with ``outcome`` and counts."""
-    if isinstance(value, JobResult):
-        return value
-    if isinstance(value, str):
-        return JobResult(outcome=value)
-
-    counts = getattr(value, "counts", None)
-
-    def count(name: str) -> int:
-        raw = getattr(value, name, None)
-        if raw is None and isinstance(counts, dict):
-            raw = counts.get(name)
-        return int(raw) if isinstance(raw, int | float) else 0
-
-    message = getattr(value, "message", None)
-    return JobResult(
-        outcome=str(getattr(value, "outcome", "ok")),
-        papers=count("papers") or count("papers_selected"),
-        emails_sent=count("emails_sent"),
-        emails_failed=count("emails_failed"),
-        model_calls=count("model_calls"),
-        message=str(message) if message is not None else None,
-    )
+# The stages that make the issue; a day whose issue is built skips them (unless rebuilt).
+BUILD_STAGES = frozenset({"fetch", "store", "rank", "issue"})
+WAITING = ("queued", "sending")  # delivery rows without an outcome yet
 
 
 def run_day(settings: Settings, now: dt.datetime | None = None) -> dt.date:
-    """Today in the schedule's time zone: the day a trigger without a date is about."""
+    """Today in the schedule's time zone (the window of ``finish_unfinished`` ends here)."""
     moment = now if now is not None else utcnow()
     return moment.astimezone(ZoneInfo(settings.schedule.timezone)).date()
 
 
 def lock_name(day: dt.date) -> str:
+    """The lock of the issue of ``day``: every process that builds or sends it takes this one."""
     return f"digest:{day.isoformat()}"
 
 
-def _already_done(engine: Engine, day: dt.date, trigger: str) -> str | None:
-    """Why the day needs no run: its issue went out, or (scheduled) a run already finished it."""
+@dataclass(frozen=True, slots=True)
+class DayState:
+    """Where the issue of a day stands: ``waiting`` counts its deliveries without an outcome."""
+
+    status: str | None  # None: no issue; built, sending, sent
+    waiting: int
+
+    @property
+    def built(self) -> bool:
+        return self.status is not None
+
+    @property
+    def unfinished(self) -> bool:
+        """A send was asked for (status ``sending``) or deliveries are still waiting."""
+        return self.status == "sending" or self.waiting > 0
+
+
+def day_state(engine: Engine, day: dt.date) -> DayState:
+    issues = IssueRow.__table__.c  # type: ignore[attr-defined]
+    rows = Delivery.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        issue = conn.execute(select(issues.id, issues.status).where(issues.date == day)).first()
+        if issue is None:
+            return DayState(None, 0)
+        waiting = conn.execute(
+            select(func.count())
+            .select_from(Delivery.__table__)  # type: ignore[attr-defined]
+            .where(rows.issue_id == issue.id, rows.status.in_(WAITING))
+        ).scalar_one()
+    return DayState(str(issue.status), int(waiting))
+
+
+def waiting_by_issue(engine: Engine, since: dt.date | None = None) -> list[tuple[dt.date, int]]:
+    """(issue date, deliveries without an outcome) of every unfinished issue, oldest first."""
+    issues = IssueRow.__table__.c  # type: ignore[attr-defined]
+    rows = Delivery.__table__.c  # type: ignore[attr-defined]
+    waiting = (
+        select(rows.issue_id, func.count().label("n"))
+        .where(rows.status.in_(WAITING))
+        .group_by(rows.issue_id)
+        .subquery()
+    )
+    stmt = (
+        select(issues.date, func.coalesce(waiting.c.n, 0))
+        .select_from(IssueRow.__table__.outerjoin(waiting, waiting.c.issue_id == issues.id))  # type: ignore[attr-defined]
+        .where(or_(issues.status == "sending", waiting.c.n > 0))
+        .order_by(issues.date)
+    )
+    if since is not None:
+        stmt = stmt.where(issues.date >= since)
+    with engine.connect() as conn:
+        return [(d, int(n)) for d, n in conn.execute(stmt)]
+
+
+def _record_start(engine: Engine, day: dt.date | None, trigger: str) -> int | None:
     with session_scope(engine) as session:
-        issue = session.exec(select(IssueRow).where(IssueRow.date == day)).first()
-        if issue is not None and issue.status == "sent":
-            return f"the issue of {day} was already sent"
-        if trigger in ("schedule", "resume"):
-            done = session.exec(
-                select(RunRow).where(
-                    RunRow.date == day,
-                    RunRow.outcome.in_(DONE_OUTCOMES),  # type: ignore[attr-defined]
-                )
-            ).first()
-            if done is not None:
-                return f"run {done.id} already finished {day} ({done.outcome})"
-    return None
-
-
-@dataclass
-class Claim:
-    """A run that holds the day's lock and has its ``runs`` row; execute it once."""
-
-    settings: Settings
-    engine: Engine
-    lock: DayLock
-    day: dt.date
-    date: dt.date | None
-    trigger: str
-    run_id: int
-    clock: Callable[[], dt.datetime] = utcnow
-    _done: bool = field(default=False, repr=False)
-
-    def execute(self, job: Job, stop: threading.Event | None = None) -> RunOutcome:
-        """Run the job under the lock, record how it ended, release the lock (always)."""
-        if self._done:
-            raise RuntimeError("a claim runs once")
-        self._done = True
-        stop_event = stop if stop is not None else threading.Event()
-        started = time.monotonic()
-        try:
-            try:
-                raw = job(
-                    self.settings,
-                    self.engine,
-                    date=self.date,
-                    trigger=self.trigger,
-                    stop=stop_event,
-                )
-                result = as_job_result(raw)
-            except Exception as exc:  # a failed run is recorded, never lost in a thread
-                log.exception("run %s for %s failed", self.run_id, self.day)
-                result = JobResult(outcome="failed", message=f"{type(exc).__name__}: {exc}")
-            self._record(result)
-        finally:
-            self.lock.release()
-        log.info(
-            "run %s (%s) for %s: %s in %.1fs",
-            self.run_id,
-            self.trigger,
-            self.day,
-            result.outcome,
-            time.monotonic() - started,
-        )
-        return RunOutcome(self.day, result.outcome, self.run_id, result.message)
-
-    def _record(self, result: JobResult) -> None:
-        with session_scope(self.engine) as session:
-            row = session.get(RunRow, self.run_id)
-            if row is None:  # the row was deleted under us; keep the record anyway
-                row = RunRow(date=self.day, trigger=self.trigger)
-            row.outcome = result.outcome
-            row.finished_at = self.clock()
-            row.papers = result.papers
-            row.emails_sent = result.emails_sent
-            row.emails_failed = result.emails_failed
-            row.model_calls = result.model_calls
-            row.message = result.message
-            session.add(row)
-
-
-def begin_run(
-    settings: Settings,
-    engine: Engine,
-    *,
-    date: dt.date | None = None,
-    trigger: str,
-    clock: Callable[[], dt.datetime] = utcnow,
-) -> Claim | RunOutcome:
-    """Take the day's lock and record a ``running`` row, or say why nothing will run.
-
-    ``date=None`` (the schedule) locks today in ``schedule.timezone`` and lets the pipeline
-    pick the announcement; an explicit date locks and builds that date.
-    """
-    day = date if date is not None else run_day(settings, clock())
-    lock = DayLock(engine, lock_name(day), clock=clock)
-    if not lock.acquire():
-        log.info("%s run for %s skipped: another run holds the lock", trigger, day)
-        return RunOutcome(day, SKIPPED_LOCKED, message="another run holds the lock")
-    try:
-        reason = _already_done(engine, day, trigger)
-        if reason is not None:
-            log.info("%s run for %s skipped: %s", trigger, day, reason)
-            lock.release()
-            return RunOutcome(day, SKIPPED_DONE, message=reason)
-        with session_scope(engine) as session:
-            # We hold the lock, so any other "running" row of this day is a run that died.
+        if day is not None:
+            # We hold the day's lock, so any other "running" row of this day is a run that died.
             session.exec(
                 update(RunRow)
                 .where(RunRow.date == day, RunRow.outcome == "running")  # type: ignore[arg-type]
-                .values(outcome="abandoned", finished_at=clock())
+                .values(outcome="abandoned", finished_at=utcnow())
             )
-            row = RunRow(date=day, trigger=trigger, started_at=clock(), outcome="running")
-            session.add(row)
-            session.flush()
-            if row.id is None:
-                raise RuntimeError("the runs row got no id")
-            run_id = row.id
-    except BaseException:
-        lock.release()
-        raise
-    return Claim(settings, engine, lock, day, date, trigger, run_id, clock)
+        row = RunRow(date=day, trigger=trigger, started_at=utcnow(), outcome="running")
+        session.add(row)
+        session.flush()
+        return row.id
 
 
-def run_once(
+def _record_end(engine: Engine, ctx: RunContext, outcome: Outcome) -> None:
+    if ctx.run_id is None:
+        return
+    with session_scope(engine) as session:
+        row = session.get(RunRow, ctx.run_id)
+        if row is None:
+            return
+        row.date = ctx.date
+        row.finished_at = utcnow()
+        row.outcome = outcome
+        row.message = ctx.message
+        row.papers = ctx.counts.get("papers", 0)
+        row.emails_sent = ctx.counts.get("emails_sent", 0)
+        row.emails_failed = ctx.counts.get("emails_failed", 0)
+        row.model_calls = ctx.counts.get("model_calls", 0)
+        session.add(row)
+
+
+def _run_stages(ctx: RunContext, stages: Sequence[Stage]) -> BaseException | None:
+    """Run ``stages`` in order until one ends the run, fails or a stop arrives."""
+    for stage in stages:
+        if ctx.outcome is not None:
+            break
+        if ctx.stop_event.is_set():
+            ctx.stop("stopped", f"stopped before {stage.name}: the next start finishes the day")
+            break
+        started = time.perf_counter()
+        try:
+            stage.run(ctx)
+        except ArxivStopped:
+            ctx.stop("stopped", "stopped while waiting for arXiv: the next start runs the day")
+        except Exception as exc:
+            log.debug("stage %s failed", stage.name, exc_info=True)
+            ctx.stop("failed", f"{stage.name} failed: {describe(exc)}")
+            return exc
+        finally:
+            log.debug("stage %s took %.2f s", stage.name, time.perf_counter() - started)
+    return None
+
+
+def _load_built(ctx: RunContext, day: dt.date) -> None:
+    """Put the stored issue of ``day`` into the context, as the build stages would have."""
+    with session_scope(ctx.engine) as session:
+        ctx.issue_id = issue_store.issue_id_for(session, day)
+        ctx.view = issue_store.load_issue(session, day)
+    if ctx.view is not None:
+        ctx.counts["papers"] = len(ctx.view.digest)
+
+
+def _finish_locked(
+    ctx: RunContext, day: dt.date, stages: Sequence[Stage], *, rebuild: bool, build: bool
+) -> BaseException | None:
+    """Under the day's lock: decide what is left of the day and do it."""
+    state = day_state(ctx.engine, day)
+    later = [s for s in stages if s.name not in BUILD_STAGES]
+    if not state.built or rebuild:
+        if not build:
+            ctx.stop("failed", f"no issue for {day.isoformat()}: build it first (newsletter run)")
+            return None
+        todo = [s for s in stages if s.name in BUILD_STAGES]
+        if ctx.announcement is not None:  # fetched before the lock (the feed's day)
+            todo = [s for s in todo if s.name != "fetch"]
+        return _run_stages(ctx, [*todo, *later])
+    if ctx.requested_date is None and not (ctx.send and state.unfinished):
+        ctx.stop(
+            "no-announcement",
+            f"no new announcement: the feed still shows {day}, whose issue is already built "
+            f"(use --date {day} to rebuild it)",
+        )
+        return None
+    if ctx.requested_date is not None and state.status == "sent" and not state.waiting:
+        ctx.stop("already-done", f"the issue of {day} was already sent to everyone")
+        return None
+    _load_built(ctx, day)
+    return _run_stages(ctx, later)
+
+
+def finish_day(
+    settings: Settings,
+    *,
+    date: dt.date | None = None,
+    trigger: str = "cli",
+    send: bool = True,
+    rebuild: bool = False,
+    build: bool = True,
+    engine: Engine | None = None,
+    client: ArxivClient | None = None,
+    console: Console | None = None,
+    today: dt.date | None = None,
+    stages: Sequence[Stage] = DEFAULT_STAGES,
+    stop: threading.Event | None = None,
+    lock: DayLock | None = None,
+    migrate: bool = True,
+) -> RunResult:
+    """Finish the day ``date`` (None: the day today's arXiv feed shows); never raises.
+
+    Takes the day's lock (or uses ``lock``, already held) and gives up with outcome ``locked``
+    when another process holds it. ``rebuild`` rebuilds a built issue in place (``run --date``);
+    ``build=False`` refuses to build a missing one (``send``). ``stop`` ends the run between
+    stages and between send batches (graceful shutdown; the next start finishes the day).
+    """
+    own_engine = engine is None
+    eng = make_engine(settings.database_url) if engine is None else engine
+    ctx = RunContext(
+        settings=settings,
+        engine=eng,
+        console=console or Console(stderr=True),
+        requested_date=date,
+        send=send,
+        trigger=trigger,
+        client=client,
+        today=today,
+        stop_event=stop if stop is not None else threading.Event(),
+    )
+    held: DayLock | None = None
+    error: BaseException | None = None
+    try:
+        if migrate:
+            try:
+                upgrade(eng)
+            except Exception as exc:
+                log.debug("migration failed", exc_info=True)
+                message = (
+                    f"database {display_url(settings.database_url)!r} could not be prepared: {exc}"
+                )
+                return RunResult("failed", date, None, {}, message, {}, None, exc)
+        day = date
+        if day is None:
+            error = _run_stages(ctx, [s for s in stages if s.name == "fetch"])
+            if ctx.announcement is None:  # no announcement, arXiv down, or stopped
+                ctx.run_id = _record_start(eng, None, trigger)
+                _record_end(eng, ctx, ctx.outcome or "no-announcement")
+                return _result(ctx, ctx.outcome or "no-announcement", error)
+            day = ctx.announcement.date
+        held = lock if lock is not None else DayLock(eng, lock_name(day))
+        if not held.acquire():
+            held = None
+            message = (
+                f"another run of {day} is in progress (the service or another `newsletter run`/"
+                "`newsletter send`); try again when it has finished"
+            )
+            log.info("%s run of %s skipped: another process holds the day", trigger, day)
+            return RunResult("locked", day, None, {}, message, {})
+        ctx.run_id = _record_start(eng, day, trigger)
+        error = _finish_locked(ctx, day, stages, rebuild=rebuild, build=build)
+        outcome: Outcome = ctx.outcome or "ok"
+        if outcome == "ok":
+            ctx.message = ok_message(ctx)
+        try:
+            _record_end(eng, ctx, outcome)
+        except Exception:
+            log.warning("could not record the run's end in the database", exc_info=True)
+        log.info("run %s (%s) of %s: %s", ctx.run_id, trigger, day, outcome)
+        return _result(ctx, outcome, error, day)
+    finally:
+        if held is not None:
+            held.release()
+        if client is None and ctx.client is not None:
+            ctx.client.close()  # a stage made it; close its connections
+        if own_engine:
+            eng.dispose()
+
+
+def _result(
+    ctx: RunContext, outcome: Outcome, error: BaseException | None, day: dt.date | None = None
+) -> RunResult:
+    return RunResult(
+        outcome,
+        ctx.date or day,
+        ctx.issue_id,
+        ctx.counts,
+        ctx.message,
+        ctx.outputs,
+        ctx.run_id,
+        error,
+    )
+
+
+def finish_unfinished(
     settings: Settings,
     engine: Engine,
     *,
-    date: dt.date | None = None,
     trigger: str,
-    job: Job = pipeline_job,
-    stop: threading.Event | None = None,
+    stop: threading.Event,
     clock: Callable[[], dt.datetime] = utcnow,
-) -> RunOutcome:
-    """Run the day's digest unless another process is running it or it is already done."""
-    claim = begin_run(settings, engine, date=date, trigger=trigger, clock=clock)
-    if isinstance(claim, RunOutcome):
-        return claim
-    return claim.execute(job, stop)
+) -> list[RunResult]:
+    """Finish every issue of the last ``schedule.resume_days`` days with deliveries waiting."""
+    since = run_day(settings, clock()) - dt.timedelta(days=settings.schedule.resume_days)
+    results: list[RunResult] = []
+    for day, waiting in waiting_by_issue(engine, since):
+        if stop.is_set():
+            break
+        log.info("%s: finishing the issue of %s, %d deliveries waiting", trigger, day, waiting)
+        results.append(
+            finish_day(settings, date=day, trigger=trigger, engine=engine, stop=stop, migrate=False)
+        )
+    return results
 
 
-def interrupted_day(
-    settings: Settings, engine: Engine, *, clock: Callable[[], dt.datetime] = utcnow
-) -> dt.date | None:
-    """Today, if today's last run was stopped, failed or died and nothing finished it since."""
-    day = run_day(settings, clock())
-    with session_scope(engine) as session:
-        last = session.exec(
-            select(RunRow).where(RunRow.date == day).order_by(RunRow.id.desc())  # type: ignore[union-attr]
+def run_due(
+    settings: Settings,
+    engine: Engine,
+    *,
+    trigger: str,
+    stop: threading.Event,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> list[RunResult]:
+    """A scheduled firing (or an admin run without a date): unfinished days, then today's."""
+    results = finish_unfinished(settings, engine, trigger=trigger, stop=stop, clock=clock)
+    if not stop.is_set():
+        results.append(
+            finish_day(settings, trigger=trigger, engine=engine, stop=stop, migrate=False)
+        )
+    return results
+
+
+def interrupted(
+    engine: Engine, *, clock: Callable[[], dt.datetime] = utcnow, within: dt.timedelta
+) -> bool:
+    """True when the latest run started within ``within`` and never finished (stopped, or its
+    process died): a run stopped before its issue was built, which only a new run can redo."""
+    runs = RunRow.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(runs.outcome, runs.started_at).order_by(runs.id.desc()).limit(1)
         ).first()
-    if last is None or last.outcome in DONE_OUTCOMES:
-        return None
-    if last.outcome in ("stopped", "running", "abandoned"):
-        return day
-    return None
+    if row is None:
+        return False
+    started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=dt.UTC)
+    return row.outcome in ("stopped", "running", "abandoned") and clock() - started <= within
+
+
+def resume(
+    settings: Settings,
+    engine: Engine,
+    *,
+    stop: threading.Event,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> list[RunResult]:
+    """At start-up: finish the unfinished days, and rerun today's feed if a run was cut short
+    before it built its issue."""
+    results = finish_unfinished(settings, engine, trigger="resume", stop=stop, clock=clock)
+    if not stop.is_set() and interrupted(engine, clock=clock, within=dt.timedelta(days=1)):
+        log.info("resume: the last run was interrupted; running today's feed again")
+        results.append(
+            finish_day(settings, trigger="resume", engine=engine, stop=stop, migrate=False)
+        )
+    return results

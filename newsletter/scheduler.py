@@ -3,8 +3,9 @@
 The job store keeps the digest job's next run time across restarts, so a service that was down
 at the scheduled time runs once when it comes back within ``schedule.misfire_grace_seconds``
 (coalesced: never twice), and not at all when it comes back later (the next fire time then
-takes over). Every fire goes through :func:`newsletter.runner.run_once`, whose lock makes it
-safe for several processes to share one job store.
+takes over). Every fire calls ``newsletter.runner.run_due`` (the service passes it in): it
+finishes the unfinished days of the window, then today's, each under its day's lock, which makes
+it safe for several processes to share one job store.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
 from newsletter.crontab import crontab_trigger
-from newsletter.runner import Job, pipeline_job, run_once
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +34,30 @@ JOBSTORE_TABLE = "apscheduler_jobs"
 JOB_FUNC_REF = "newsletter.scheduler:scheduled_run"
 
 
-class _Scheduler(BackgroundScheduler):
-    """APScheduler 3's loop processes due jobs once more after ``shutdown`` (it only checks for
-    "paused"); a job due at that moment would be marked done without running. Not here."""
+Fire = Callable[[], object]
 
-    def _process_jobs(self) -> float | None:
-        if self.state == STATE_STOPPED:
-            return None
-        wait: float | None = super()._process_jobs()
-        return wait
+
+class _JobStore(SQLAlchemyJobStore):
+    """The database job store, handing out no due job once the scheduler is closing.
+
+    APScheduler 3's loop looks for due jobs once more after ``shutdown`` (it only skips that
+    when paused); a job due at that moment would be stored as done without running. A job
+    store is APScheduler's documented extension point, so the check lives here."""
+
+    def __init__(self, closing: threading.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.closing = closing
+
+    def get_due_jobs(self, now: dt.datetime) -> list[Any]:
+        if self.closing.is_set():
+            return []
+        due: list[Any] = super().get_due_jobs(now)
+        return due
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceContext:
-    settings: Settings
-    engine: Engine
-    job: Job
-    stop: threading.Event
+    fire: Fire
 
 
 # A persistent job store can only hold a textual function reference and picklable arguments,
@@ -60,13 +68,13 @@ _context: ServiceContext | None = None
 
 
 def scheduled_run() -> None:
-    """What the stored job calls: today's run through the runner's lock."""
+    """What the stored job calls: the running scheduler's ``fire`` (``runner.run_due``)."""
     with _context_lock:
         ctx = _context
     if ctx is None:
         log.error("scheduled run fired but no scheduler context is registered; skipped")
         return
-    run_once(ctx.settings, ctx.engine, trigger="schedule", job=ctx.job, stop=ctx.stop)
+    ctx.fire()
 
 
 def grace_seconds(settings: Settings) -> int:
@@ -82,18 +90,18 @@ class DigestScheduler:
         settings: Settings,
         engine: Engine,
         *,
-        job: Job = pipeline_job,
-        stop: threading.Event | None = None,
+        fire: Fire,
     ) -> None:
+        """``fire`` is what each firing does (the service: ``runner.run_due``)."""
         self.settings = settings
         self.engine = engine
-        self.job = job
-        self.stop_event = stop if stop is not None else threading.Event()
+        self.fire = fire
+        self.closing = threading.Event()
         self.trigger: CronTrigger = crontab_trigger(
             settings.schedule.cron, settings.schedule.timezone
         )
-        self.scheduler: BackgroundScheduler = _Scheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBSTORE_TABLE)},
+        self.scheduler: BackgroundScheduler = BackgroundScheduler(
+            jobstores={"default": _JobStore(self.closing, engine=engine, tablename=JOBSTORE_TABLE)},
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={
                 "coalesce": True,
@@ -110,7 +118,7 @@ class DigestScheduler:
         with _context_lock:
             if _context is not None:
                 raise RuntimeError("a digest scheduler is already running in this process")
-            _context = ServiceContext(self.settings, self.engine, self.job, self.stop_event)
+            _context = ServiceContext(self.fire)
         try:
             self.scheduler.start(paused=True)
             existing = self.scheduler.get_job(JOB_ID)
@@ -143,6 +151,7 @@ class DigestScheduler:
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop firing; with ``wait``, return only when a running job has finished."""
+        self.closing.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         self._unregister()

@@ -1,9 +1,10 @@
 """The long-running side of ``newsletter serve``: scheduler, background runs, graceful stop.
 
-``start_background(settings, engine)`` starts the schedule and resumes a run of today that a
-shutdown interrupted; ``handle.stop()`` (on SIGTERM) tells running jobs to stop taking new
-batches, waits for the in-flight one, and leaves the day resumable (the run is recorded as
-``stopped``; the next start or the next trigger picks it up through the same lock).
+``start_background(settings, engine)`` starts the schedule and, in a background thread, the
+start-up resume (``runner.resume``: every issue of the last ``schedule.resume_days`` days with
+deliveries waiting is finished). ``handle.stop()`` (on SIGTERM) tells running runs to stop
+taking new batches, waits for the in-flight one, and leaves the day resumable: the next start
+or the next firing finishes it through the same lock.
 """
 
 from __future__ import annotations
@@ -19,44 +20,86 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
+from newsletter.locking import DayLock
 from newsletter.models import utcnow
-from newsletter.runner import Claim, Job, RunOutcome, begin_run, interrupted_day, pipeline_job
+from newsletter.runner import day_state, finish_day, lock_name, resume, run_due
 from newsletter.scheduler import DigestScheduler, stored_next_run
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What ``RunLauncher.launch`` did: ``started`` or why not (``locked``, ``shutting-down``)."""
+
+    status: str
+    day: dt.date | None
+    message: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.status == "started"
+
+
 @dataclass
 class RunLauncher:
-    """Starts claimed runs in background threads and remembers them, so a stop can wait."""
+    """Starts runs in background threads and remembers them, so a stop can wait for them."""
 
     settings: Settings
     engine: Engine
-    job: Job = pipeline_job
     stop_event: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], dt.datetime] = utcnow
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def launch(self, *, date: dt.date | None = None, trigger: str) -> RunOutcome:
-        """Claim the day now (lock + re-check, synchronously) and run it in a thread.
-
-        Returns the claimed run (``run_id`` set, outcome ``running``) or why nothing started.
-        """
+    def launch(self, *, date: dt.date | None = None, trigger: str) -> Launch:
+        """Start a run in a thread: of ``date`` (its lock is taken now, so a busy day answers
+        at once) or, without a date, what a scheduled firing does."""
         if self.stop_event.is_set():
-            return RunOutcome(date or dt.date.min, "shutting-down", message="service is stopping")
-        claim = begin_run(self.settings, self.engine, date=date, trigger=trigger, clock=self.clock)
-        if isinstance(claim, RunOutcome):
-            return claim
-        self._start(claim)
-        return RunOutcome(claim.day, "running", claim.run_id)
+            return Launch("shutting-down", date, "service is stopping")
+        if date is None:
+            self._start(
+                lambda: run_due(self.settings, self.engine, trigger=trigger, stop=self.stop_event),
+                f"digest-{trigger}",
+            )
+            return Launch("started", None)
+        lock = DayLock(self.engine, lock_name(date))
+        if not lock.acquire():
+            return Launch("locked", date, "another run of this day is in progress")
+        state = day_state(self.engine, date)
+        if state.status == "sent" and not state.waiting:
+            lock.release()
+            return Launch("already-done", date, f"the issue of {date} was already sent")
 
-    def _start(self, claim: Claim) -> None:
-        thread = threading.Thread(
-            target=claim.execute,
-            args=(self.job, self.stop_event),
-            name=f"digest-run-{claim.run_id}",
+        def run() -> None:
+            finish_day(
+                self.settings,
+                date=date,
+                trigger=trigger,
+                engine=self.engine,
+                stop=self.stop_event,
+                lock=lock,
+                migrate=False,
+            )
+
+        self._start(run, f"digest-{trigger}-{date}")
+        return Launch("started", date)
+
+    def resume(self) -> None:
+        """The start-up resume, in a thread (the web app answers meanwhile)."""
+        self._start(
+            lambda: resume(self.settings, self.engine, stop=self.stop_event, clock=self.clock),
+            "digest-resume",
         )
+
+    def _start(self, target: Callable[[], object], name: str) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except Exception:  # finish_day never raises; anything else is a bug, logged
+                log.exception("background run %s failed", name)
+
+        thread = threading.Thread(target=guarded, name=name)
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
@@ -94,7 +137,7 @@ class ServiceHandle:
         return stored_next_run(self.launcher.engine)
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop firing, ask jobs to stop after their in-flight batch, wait for them.
+        """Stop firing, ask runs to stop after their in-flight batch, wait for them.
 
         Returns True when every run finished within ``timeout`` (None: wait as long as it takes).
         """
@@ -116,15 +159,13 @@ _launchers: weakref.WeakKeyDictionary[Engine, RunLauncher] = weakref.WeakKeyDict
 _launchers_lock = threading.Lock()
 
 
-def launcher_for(settings: Settings, engine: Engine, *, job: Job | None = None) -> RunLauncher:
-    """The process's launcher for ``engine`` (created on first use; ``job`` replaces its job)."""
+def launcher_for(settings: Settings, engine: Engine) -> RunLauncher:
+    """The process's launcher for ``engine`` (created on first use)."""
     with _launchers_lock:
         launcher = _launchers.get(engine)
         if launcher is None:
-            launcher = RunLauncher(settings, engine, job or pipeline_job)
+            launcher = RunLauncher(settings, engine)
             _launchers[engine] = launcher
-        elif job is not None:
-            launcher.job = job
         return launcher
 
 
@@ -132,28 +173,26 @@ def start_background(
     settings: Settings,
     engine: Engine,
     *,
-    job: Job | None = None,
     scheduler: bool = True,
-    resume: bool = True,
+    resume_runs: bool = True,
 ) -> ServiceHandle:
-    """Start the schedule (unless ``scheduler`` is False or ``schedule.enabled`` is off) and
-    resume today's run if a shutdown or crash interrupted it."""
-    launcher = launcher_for(settings, engine, job=job)
+    """Start the schedule (unless ``scheduler`` is False or ``schedule.enabled`` is off) and the
+    start-up resume of unfinished days."""
+    launcher = launcher_for(settings, engine)
     launcher.stop_event.clear()
-    clock = launcher.clock
     digest_scheduler: DigestScheduler | None = None
     if scheduler and settings.schedule.enabled:
+        stop = launcher.stop_event
         digest_scheduler = DigestScheduler(
-            settings, engine, job=launcher.job, stop=launcher.stop_event
+            settings,
+            engine,
+            fire=lambda: run_due(settings, engine, trigger="schedule", stop=stop),
         )
         digest_scheduler.start()
         log.info("scheduler started; next run %s", digest_scheduler.next_run_time())
     handle = ServiceHandle(launcher, digest_scheduler)
-    if resume:
-        day = interrupted_day(settings, engine, clock=clock)
-        if day is not None:
-            outcome = launcher.launch(date=None, trigger="resume")
-            log.info("resuming the interrupted run of %s: %s", day, outcome.outcome)
+    if resume_runs:
+        launcher.resume()
     return handle
 
 

@@ -1,4 +1,4 @@
-"""Helpers for the service tests: rows inserted directly, recording jobs, subprocess workers."""
+"""Helpers for the service tests: rows inserted directly, a recording firing, subprocess workers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from sqlmodel import func, select
 
 from newsletter.db import session_scope
 from newsletter.models import IssuePaperRow, IssueRow, PaperRow, RunRow
-from newsletter.runner import JobResult
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "service_worker.py"
@@ -54,30 +53,16 @@ def start_worker(args: Sequence[str], **env: str) -> subprocess.Popen[str]:
     )
 
 
-class RecordingJob:
-    """A job that counts its calls and returns a fixed result (optionally marks the issue sent)."""
+class RecordingFire:
+    """What a scheduler firing does, for the scheduler tests: counts its calls."""
 
-    def __init__(self, outcome: str = "ok", *, mark_sent: bool = False) -> None:
-        self.outcome = outcome
-        self.mark_sent = mark_sent
-        self.calls: list[dict[str, Any]] = []
+    def __init__(self) -> None:
+        self.calls = 0
         self.called = threading.Event()
 
-    def __call__(
-        self,
-        settings: Any,
-        engine: Engine,
-        *,
-        date: dt.date | None,
-        trigger: str,
-        stop: threading.Event,
-    ) -> JobResult:
-        self.calls.append({"date": date, "trigger": trigger})
-        if self.mark_sent and date is not None:
-            with session_scope(engine) as session:
-                session.add(IssueRow(date=date, status="sent"))
+    def __call__(self) -> None:
+        self.calls += 1
         self.called.set()
-        return JobResult(outcome=self.outcome, papers=3, emails_sent=2, model_calls=1)
 
 
 def count_runs(engine: Engine, **where: Any) -> int:

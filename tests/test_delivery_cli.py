@@ -18,6 +18,7 @@ def _run(
         "PYTHONPATH": str(ROOT),
         "NEWSLETTER_CONFIG": str(tmp_path / "config.json"),
         "NEWSLETTER_DATABASE_URL": sqlite_url,
+        "NEWSLETTER_SECRET_KEY": "cli-Hq3Zt8Wm1Vx6Kp4Ns9Lb2Dg7Fj5Rc0",
         **env,
     }
     (tmp_path / "config.json").write_text("{}")

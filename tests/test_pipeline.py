@@ -13,12 +13,12 @@ from newsletter.db import make_engine, session_scope
 from newsletter.domain import Announcement, Summary
 from newsletter.issue_store import list_issues, load_issue
 from newsletter.models import IssueRow, RunRow
+from newsletter.runner import finish_day
 from newsletter.pipeline import (
     DEFAULT_STAGES,
     RunContext,
     Stage,
     check_announcement,
-    run_pipeline,
 )
 
 D = dt.date(2026, 4, 21)
@@ -52,7 +52,7 @@ def _runs(settings: Settings) -> list[RunRow]:
 
 def test_a_day_goes_from_announcement_to_archive(make_settings: Callable[..., Settings]) -> None:
     s = _settings(make_settings)
-    result = run_pipeline(s, date=D, send=False, console=QUIET, stages=_stages(announcement(D)))
+    result = finish_day(s, date=D, send=False, console=QUIET, stages=_stages(announcement(D)))
     assert (result.outcome, result.date, result.exit_code) == ("ok", D, 0)
     page = result.outputs["issue_markdown"]
     assert page == Path(s.archive_dir) / "2026-04-21.md"
@@ -72,7 +72,7 @@ def test_no_announcement_ends_cleanly_without_an_issue(
     make_settings: Callable[..., Settings],
 ) -> None:
     s = _settings(make_settings)
-    result = run_pipeline(s, date=D, console=QUIET, stages=_stages(None))
+    result = finish_day(s, date=D, console=QUIET, stages=_stages(None))
     assert (result.outcome, result.exit_code, result.issue_id) == ("no-announcement", 0, None)
     assert "no arXiv announcement for 2026-04-21" in result.message
     assert not Path(s.archive_dir).exists()
@@ -83,10 +83,10 @@ def test_feed_still_showing_a_built_day_is_no_new_announcement(
     make_settings: Callable[..., Settings],
 ) -> None:
     s = _settings(make_settings)
-    first = run_pipeline(s, console=QUIET, stages=_stages(announcement(D)))
+    first = finish_day(s, console=QUIET, stages=_stages(announcement(D)))
     assert first.outcome == "ok"
     before = first.outputs["issue_markdown"].stat().st_mtime_ns
-    again = run_pipeline(s, console=QUIET, stages=_stages(announcement(D)))
+    again = finish_day(s, console=QUIET, stages=_stages(announcement(D)))
     assert again.outcome == "no-announcement" and again.exit_code == 0
     assert "feed still shows 2026-04-21" in again.message and "--date 2026-04-21" in again.message
     assert first.outputs["issue_markdown"].stat().st_mtime_ns == before
@@ -94,8 +94,10 @@ def test_feed_still_showing_a_built_day_is_no_new_announcement(
 
 def test_rerunning_a_date_rebuilds_the_same_issue(make_settings: Callable[..., Settings]) -> None:
     s = _settings(make_settings)
-    one = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
-    two = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    one = finish_day(s, date=D, console=QUIET, stages=_stages(announcement(D)), rebuild=True)
+    two = finish_day(s, date=D, console=QUIET, stages=_stages(announcement(D)), rebuild=True)
+    three = finish_day(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    assert (three.outcome, three.exit_code) == ("already-done", 0)  # sent: nothing to rebuild
     assert one.issue_id == two.issue_id is not None
     assert one.counts["papers"] == two.counts["papers"]
     eng = make_engine(s.database_url)
@@ -107,9 +109,9 @@ def test_rerunning_a_date_rebuilds_the_same_issue(make_settings: Callable[..., S
 def test_next_day_skips_papers_already_sent(make_settings: Callable[..., Settings]) -> None:
     s = _settings(make_settings)
     papers = recorded_papers()
-    run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D, papers[:30])))
+    finish_day(s, date=D, console=QUIET, stages=_stages(announcement(D, papers[:30])))
     d2 = D + dt.timedelta(days=1)
-    result = run_pipeline(s, date=d2, console=QUIET, stages=_stages(announcement(d2, papers[20:])))
+    result = finish_day(s, date=d2, console=QUIET, stages=_stages(announcement(d2, papers[20:])))
     eng = make_engine(s.database_url)
     with session_scope(eng) as session:
         assert [i.date for i in list_issues(session)] == [d2, D]
@@ -128,7 +130,7 @@ def test_a_failing_stage_is_recorded_and_reported(make_settings: Callable[..., S
         raise OSError("disk full")
 
     s = _settings(make_settings)
-    result = run_pipeline(
+    result = finish_day(
         s, date=D, console=QUIET, stages=_stages(announcement(D), Stage("boom", boom))
     )
     assert (result.outcome, result.exit_code) == ("failed", 1)
@@ -149,7 +151,7 @@ def test_a_stage_added_before_archive_puts_summaries_into_the_page(
         ctx.counts["model_calls"] = 1
 
     s = _settings(make_settings)
-    result = run_pipeline(
+    result = finish_day(
         s, date=D, console=QUIET, stages=_stages(announcement(D), Stage("summarise", summarise))
     )
     text = result.outputs["issue_markdown"].read_text(encoding="utf-8")
@@ -161,7 +163,7 @@ def test_an_unreachable_database_fails_with_a_clear_message(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     s = make_settings(database_url="postgresql://nobody@127.0.0.1:1/none")
-    result = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    result = finish_day(s, date=D, console=QUIET, stages=_stages(announcement(D)))
     assert result.outcome == "failed" and result.exit_code == 1
     assert "could not be prepared" in result.message and "127.0.0.1:1" in result.message
 
@@ -170,6 +172,35 @@ def test_a_database_password_never_reaches_the_message(
     make_settings: Callable[..., Settings],
 ) -> None:
     s = make_settings(database_url="postgresql://digest:hunter2-s3cret@127.0.0.1:1/none")
-    result = run_pipeline(s, date=D, console=QUIET, stages=_stages(announcement(D)))
+    result = finish_day(s, date=D, console=QUIET, stages=_stages(announcement(D)))
     assert result.outcome == "failed" and "could not be prepared" in result.message
     assert "hunter2-s3cret" not in result.message and "digest:***@127.0.0.1:1" in result.message
+
+
+def test_a_built_issue_with_queued_deliveries_is_not_done(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The feed still shows a built issue, but some of its e-mails are queued (the run that
+    built it was killed): the next run without a date sends them, and only them."""
+    from sqlalchemy import update
+
+    from newsletter.delivery_models import Delivery
+    from tests.fixtures_delivery import seed_subscribers, with_secret
+
+    s = with_secret(_settings(make_settings))
+    eng = make_engine(s.database_url)
+    seed_subscribers(eng, 5)
+    first = finish_day(s, console=QUIET, stages=_stages(announcement(D)))
+    assert (first.outcome, first.counts["emails_sent"]) == ("ok", 5)
+    with eng.begin() as conn:  # as if killed after two of five
+        ids = conn.execute(select(Delivery.id).order_by(Delivery.id)).scalars().all()
+        conn.execute(update(Delivery).where(Delivery.id.in_(ids[2:])).values(status="queued"))
+        conn.execute(update(IssueRow).values(status="sending"))
+    again = finish_day(s, console=QUIET, stages=_stages(announcement(D)))
+    assert (again.outcome, again.counts["emails_sent"], again.exit_code) == ("ok", 3, 0)
+    with eng.connect() as conn:
+        assert set(conn.execute(select(Delivery.status)).scalars()) == {"sent"}
+        assert conn.execute(select(IssueRow.status)).scalar_one() == "sent"
+    done = finish_day(s, console=QUIET, stages=_stages(announcement(D)))
+    assert done.outcome == "no-announcement" and "already built" in done.message
+    eng.dispose()

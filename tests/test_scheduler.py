@@ -22,7 +22,7 @@ from newsletter.config import ConfigError, Settings, load_settings
 from newsletter.crontab import crontab_trigger, day_of_week_names, next_fire_times
 from newsletter.db import make_engine
 from newsletter.scheduler import JOB_ID, JOBSTORE_TABLE, DigestScheduler, stored_next_run
-from tests.fixtures_service import RecordingJob, count_runs, wait_for
+from tests.fixtures_service import RecordingFire, wait_for
 
 UTC = dt.UTC
 
@@ -94,7 +94,7 @@ def sched_engine(sqlite_url: str) -> Iterator[Engine]:
 
 def _set_stored_fire_time(settings: Settings, engine: Engine, when: dt.datetime) -> None:
     """As if the service had been down since ``when``: the job store still says ``when``."""
-    first = DigestScheduler(settings, engine, job=RecordingJob())
+    first = DigestScheduler(settings, engine, fire=RecordingFire())
     first.start()
     first.shutdown()
     store = SQLAlchemyJobStore(engine=engine, tablename=JOBSTORE_TABLE)
@@ -115,19 +115,21 @@ def test_restart_keeps_the_stored_schedule(
     make_settings: Callable[..., Settings], sched_engine: Engine
 ) -> None:
     settings = make_settings()
-    s1 = DigestScheduler(settings, sched_engine, job=RecordingJob())
+    s1 = DigestScheduler(settings, sched_engine, fire=RecordingFire())
     s1.start()
     planned = s1.next_run_time()
     s1.shutdown()
     assert planned is not None and planned > dt.datetime.now(UTC)
     assert stored_next_run(sched_engine) == planned
-    s2 = DigestScheduler(settings, sched_engine, job=RecordingJob())
+    s2 = DigestScheduler(settings, sched_engine, fire=RecordingFire())
     s2.start()
     try:
         assert s2.next_run_time() == planned
     finally:
         s2.shutdown()
-    changed = DigestScheduler(make_settings(schedule={"cron": "0 7 * * 1-5"}), sched_engine)
+    changed = DigestScheduler(
+        make_settings(schedule={"cron": "0 7 * * 1-5"}), sched_engine, fire=RecordingFire()
+    )
     changed.start()
     try:
         nxt = changed.next_run_time()
@@ -142,8 +144,8 @@ def test_down_at_fire_time_back_within_grace_runs_once(
     settings = make_settings(schedule={"misfire_grace_seconds": 3600})
     now = dt.datetime.now(UTC)
     _set_stored_fire_time(settings, sched_engine, now - dt.timedelta(minutes=30))
-    job = RecordingJob()
-    sched = DigestScheduler(settings, sched_engine, job=job)
+    fire = RecordingFire()
+    sched = DigestScheduler(settings, sched_engine, fire=fire)
     seen = _events(sched)
     sched.start()
     try:
@@ -152,8 +154,7 @@ def test_down_at_fire_time_back_within_grace_runs_once(
     finally:
         sched.shutdown()
     assert [e.code for e in seen] == [EVENT_JOB_EXECUTED]
-    assert len(job.calls) == 1 and job.calls[0]["trigger"] == "schedule"
-    assert count_runs(sched_engine, trigger="schedule") == 1
+    assert fire.calls == 1
     assert nxt is not None and nxt > now
     assert nxt == next_fire_times(sched.trigger, now, 1)[0]
 
@@ -167,8 +168,8 @@ def test_many_missed_fire_times_coalesce_into_one_run(
         schedule={"cron": f"{minute} * * * *", "misfire_grace_seconds": 6 * 3600}
     )
     _set_stored_fire_time(settings, sched_engine, now - dt.timedelta(hours=4, minutes=30))
-    job = RecordingJob()
-    sched = DigestScheduler(settings, sched_engine, job=job)
+    fire = RecordingFire()
+    sched = DigestScheduler(settings, sched_engine, fire=fire)
     seen = _events(sched)
     sched.start()
     try:
@@ -176,7 +177,7 @@ def test_many_missed_fire_times_coalesce_into_one_run(
     finally:
         sched.shutdown()
     assert [e.code for e in seen] == [EVENT_JOB_EXECUTED]
-    assert len(job.calls) == 1
+    assert fire.calls == 1
 
 
 def test_back_after_the_grace_time_skips_to_the_next_fire_time(
@@ -185,8 +186,8 @@ def test_back_after_the_grace_time_skips_to_the_next_fire_time(
     settings = make_settings(schedule={"misfire_grace_seconds": 3600})
     now = dt.datetime.now(UTC)
     _set_stored_fire_time(settings, sched_engine, now - dt.timedelta(minutes=80))
-    job = RecordingJob()
-    sched = DigestScheduler(settings, sched_engine, job=job)
+    fire = RecordingFire()
+    sched = DigestScheduler(settings, sched_engine, fire=fire)
     seen = _events(sched)
     sched.start()
     try:
@@ -195,18 +196,18 @@ def test_back_after_the_grace_time_skips_to_the_next_fire_time(
     finally:
         sched.shutdown()
     assert [e.code for e in seen] == [EVENT_JOB_MISSED]
-    assert job.calls == [] and count_runs(sched_engine) == 0
+    assert fire.calls == 0
     assert nxt == next_fire_times(sched.trigger, now, 1)[0]  # the next weekday's 05:40
 
 
 def test_one_scheduler_per_process(
     make_settings: Callable[..., Settings], sched_engine: Engine
 ) -> None:
-    first = DigestScheduler(make_settings(), sched_engine, job=RecordingJob())
+    first = DigestScheduler(make_settings(), sched_engine, fire=RecordingFire())
     first.start()
     try:
         with pytest.raises(RuntimeError, match="already running"):
-            DigestScheduler(make_settings(), sched_engine).start()
+            DigestScheduler(make_settings(), sched_engine, fire=RecordingFire()).start()
     finally:
         first.shutdown()
     assert isinstance(first.scheduler, BackgroundScheduler) and not first.scheduler.running

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from newsletter.config import Settings
 from newsletter.delivery_models import Delivery
 from newsletter.models import IssueRow, RunRow
+from newsletter.runner import waiting_by_issue
 from newsletter.scheduler import stored_next_run
 from newsletter.service import launcher_for
 from newsletter.web.deps import EngineDep
@@ -50,6 +51,8 @@ def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
         "database": "ok",
         "next_run": _iso(stored_next_run(engine)),
         "last_run": None,
+        # Issues whose send is not finished: alert when one stays here past its day.
+        "deliveries_waiting": {d.isoformat(): n for d, n in waiting_by_issue(engine)},
     }
     if last is not None:
         body["last_run"] = {
@@ -138,6 +141,14 @@ class DatabaseCollector(Collector):
         for status in ("queued", "sending", "unknown"):
             queued.add_metric([status], int(deliveries.get(status, 0)))
         yield queued
+        per_issue = GaugeMetricFamily(
+            "newsletter_issue_deliveries_waiting",
+            "Deliveries of an unfinished issue still queued or in flight (absent: finished)",
+            labels=["date"],
+        )
+        for day, n in waiting_by_issue(self.engine):
+            per_issue.add_metric([day.isoformat()], n)
+        yield per_issue
         issue_count = GaugeMetricFamily("newsletter_issues", "Issues in the archive")
         issue_count.add_metric([], int(issues))
         yield issue_count
@@ -207,13 +218,10 @@ def admin_run(request: Request, date: str | None = None) -> Response:
         except ValueError:
             raise HTTPException(status_code=400) from None
     launcher = launcher_for(settings, request.app.state.engine)
-    outcome = launcher.launch(date=day, trigger="admin")
-    if outcome.run_id is None:
+    launch = launcher.launch(date=day, trigger="admin")
+    when = launch.day.isoformat() if launch.day else None
+    if not launch.started:
         return JSONResponse(
-            {"status": outcome.outcome, "date": outcome.day.isoformat(), "reason": outcome.message},
-            status_code=409,
+            {"status": launch.status, "date": when, "reason": launch.message}, status_code=409
         )
-    return JSONResponse(
-        {"status": "started", "run_id": outcome.run_id, "date": outcome.day.isoformat()},
-        status_code=202,
-    )
+    return JSONResponse({"status": "started", "date": when}, status_code=202)
