@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,12 +13,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 from starlette.testclient import TestClient
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.delivery_models import Delivery
+from newsletter.locking import DayLock
 from newsletter.models import RunRow
+from newsletter.runner import lock_name
 from newsletter.service import launcher_for
 from newsletter.summaries.prompt import load_prompt
 from newsletter.web.app import create_app
@@ -230,7 +232,15 @@ def test_category_feed_and_unknown_categories(site: Any) -> None:
 def test_healthz_reports_last_run_and_next_run(site: Any) -> None:
     client, _, engine = site
     body = client.get("/healthz").json()
-    assert body == {"status": "ok", "database": "ok", "next_run": None, "last_run": None}
+    assert body == {
+        "status": "ok",
+        "database": "ok",
+        "next_run": None,
+        "last_run": None,
+        "deliveries_waiting": {},
+    }
+    _queue_one(engine, DAY)
+    assert client.get("/healthz").json()["deliveries_waiting"] == {"2026-05-04": 1}
     with session_scope(engine) as session:
         session.add(
             RunRow(
@@ -239,6 +249,20 @@ def test_healthz_reports_last_run_and_next_run(site: Any) -> None:
         )
     body = client.get("/healthz").json()
     assert body["last_run"]["outcome"] == "failed" and body["last_run"]["date"] == "2026-05-04"
+
+
+def _queue_one(engine: Engine, day: dt.date) -> None:
+    """A delivery of the issue of ``day`` still waiting (its send was interrupted)."""
+    from newsletter.issue_store import issue_id_for
+
+    with session_scope(engine) as session:
+        sub = Subscriber(email=f"waiting-{day}@example.org", status="active")
+        session.add(sub)
+        session.flush()
+        issue_id = issue_id_for(session, day)
+        session.add(
+            Delivery(issue_id=issue_id or 0, subscriber_id=sub.id or 0, message_id=f"<w{day}@x>")
+        )
 
 
 def test_healthz_is_503_when_the_database_is_unreachable(
@@ -293,6 +317,7 @@ def test_metrics_from_runs_and_deliveries(site: Any) -> None:
                     message_id=f"<{sub.id}@x>",
                 )
             )
+    _queue_one(engine, DAY)
     text = client.get("/metrics").text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -308,6 +333,8 @@ def test_metrics_from_runs_and_deliveries(site: Any) -> None:
     assert samples[("newsletter_run_duration_seconds_count", ())] == 2
     assert samples[("newsletter_run_duration_seconds_sum", ())] == 100
     assert samples[("newsletter_issues", ())] == 2
+    waiting = ("newsletter_issue_deliveries_waiting", (("date", "2026-05-04"),))
+    assert samples[waiting] == 1
 
 
 def test_admin_route_does_not_exist_without_a_token(make_settings: Callable[..., Settings]) -> None:
@@ -320,32 +347,32 @@ def test_admin_route_does_not_exist_without_a_token(make_settings: Callable[...,
 
 def test_admin_trigger_needs_the_token_and_shares_the_lock(site: Any) -> None:
     client, settings, engine = site
-    release = threading.Event()
-
-    def blocking_job(*_a: Any, **_k: Any) -> str:
-        release.wait(20)
-        return "ok"
-
-    launcher = launcher_for(settings, engine, job=blocking_job)
     for headers in (
         {},
         {"Authorization": "Bearer wrong"},
         {"Authorization": "Basic admin-token-1"},
         {"Authorization": "Bearer "},
     ):
-        resp = client.post("/admin/run?date=2026-05-06", headers=headers)
+        resp = client.post("/admin/run?date=2026-05-04", headers=headers)
         assert resp.status_code == 401
         assert resp.headers["www-authenticate"].startswith("Bearer")
     assert count_runs(engine) == 0
     auth = {"Authorization": "Bearer admin-token-1"}
-    first = client.post("/admin/run?date=2026-05-06", headers=auth)
-    assert first.status_code == 202
-    run_id = first.json()["run_id"]
-    second = client.post("/admin/run?date=2026-05-06", headers=auth)
-    assert second.status_code == 409 and second.json()["status"] == "locked"
-    release.set()
-    assert launcher.join(20)
+    done = client.post("/admin/run?date=2026-05-04", headers=auth)
+    assert done.status_code == 409 and done.json()["status"] == "already-done"
+    _queue_one(engine, DAY)  # the issue of DAY is not finished any more
+    holder = DayLock(engine, lock_name(DAY))
+    assert holder.acquire()
+    try:
+        busy = client.post("/admin/run?date=2026-05-04", headers=auth)
+    finally:
+        holder.release()
+    assert busy.status_code == 409 and busy.json()["status"] == "locked"
+    first = client.post("/admin/run?date=2026-05-04", headers=auth)
+    assert first.status_code == 202 and first.json() == {"status": "started", "date": "2026-05-04"}
+    assert launcher_for(settings, engine).join(20)
     with session_scope(engine) as session:
-        row = session.get(RunRow, run_id)
-        assert row is not None and (row.trigger, row.outcome) == ("admin", "ok")
+        (row,) = session.exec(select(RunRow)).all()
+        assert (row.trigger, row.outcome, row.date) == ("admin", "ok", DAY)
+        assert not session.exec(select(Delivery).where(Delivery.status == "queued")).all()
     assert client.post("/admin/run?date=not-a-date", headers=auth).status_code == 400
