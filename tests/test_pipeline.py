@@ -13,13 +13,13 @@ from newsletter.db import make_engine, session_scope
 from newsletter.domain import Announcement, Summary
 from newsletter.issue_store import list_issues, load_issue
 from newsletter.models import IssueRow, RunRow
-from newsletter.runner import finish_day
 from newsletter.pipeline import (
     DEFAULT_STAGES,
     RunContext,
     Stage,
     check_announcement,
 )
+from newsletter.runner import finish_day
 
 D = dt.date(2026, 4, 21)
 QUIET = Console(file=open("/dev/null", "w"), force_terminal=False)  # noqa: SIM115

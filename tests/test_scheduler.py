@@ -212,3 +212,23 @@ def test_one_scheduler_per_process(
         first.shutdown()
     assert isinstance(first.scheduler, BackgroundScheduler) and not first.scheduler.running
     assert threading.active_count() >= 1
+
+
+def test_a_closing_scheduler_hands_out_no_due_job(
+    make_settings: Callable[..., Settings], sched_engine: Engine
+) -> None:
+    """APScheduler looks for due jobs once more after ``shutdown``; the job store answers
+    none then, so a run due at that moment stays due for the next start instead of being
+    stored as done."""
+    from newsletter.scheduler import _JobStore
+
+    settings = make_settings()
+    now = dt.datetime.now(UTC)
+    _set_stored_fire_time(settings, sched_engine, now - dt.timedelta(seconds=5))
+    closing = threading.Event()
+    store = _JobStore(closing, engine=sched_engine, tablename=JOBSTORE_TABLE)
+    store.start(BackgroundScheduler(), "default")
+    assert [job.id for job in store.get_due_jobs(now)] == [JOB_ID]
+    closing.set()
+    assert store.get_due_jobs(now) == []
+    assert stored_next_run(sched_engine) == now - dt.timedelta(seconds=5)

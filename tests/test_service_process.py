@@ -182,7 +182,7 @@ def stack(engine: Engine, database_url: str, tmp_path: Path) -> Iterator[Stack]:
     with demo_server() as arxiv, FakeSendGrid() as sg, TestServer() as model_server:
         arxiv.feed_date = dt.datetime.now(dt.UTC).date()  # the feed shows today
         model = FakeOpenAI(model_server)
-        sg.delay = 0.15  # slow: a send takes seconds, so it can be interrupted in the middle
+        sg.delay = 0.05  # slow, and the test holds one request to interrupt the send there
         cfg = {
             "database_url": database_url,
             "archive_dir": str(tmp_path / "archive"),
