@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -184,3 +185,58 @@ def test_two_processes_running_the_real_pipeline_send_each_email_once(
         issue = session.exec(select(IssueRow).where(IssueRow.date == dt.date.fromisoformat(day)))
         assert sorted(statuses) == ["sent", "sent", "sent"]
         assert issue.scalars().one().status == "sent"
+
+
+def test_sigterm_during_the_arxiv_backoff_stops_the_run_at_once(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """arXiv answers 503 and the run waits a 60-second backoff: SIGTERM ends it now, exit 1."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.httpserver import Response, TestServer
+
+    with TestServer() as arxiv:
+        arxiv.routes[("GET", "*")] = lambda _req: Response(503, b"unavailable")
+        config = tmp_path / "config.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "database_url": sqlite_url,
+                    "archive_dir": str(tmp_path / "archive"),
+                    "categories": ["cs.LG"],
+                    "arxiv": {
+                        "rss_url": f"{arxiv.url}/rss/",
+                        "api_url": f"{arxiv.url}/api/query",
+                        "delay_seconds": 0,
+                        "backoff_seconds": 60,
+                        "max_backoff_seconds": 60,
+                    },
+                }
+            )
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+        env.update(PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "run", "--no-send", "--config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_for(lambda: arxiv.requests or proc.poll() is not None, timeout=60, what="arXiv")
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            out, _ = proc.communicate(timeout=30)
+            waited = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 1, out
+    assert "stopped while waiting for arXiv" in out
+    assert waited < 30 and len(arxiv.requests) == 1  # not after a 60 s backoff and a retry
