@@ -204,3 +204,50 @@ def test_a_built_issue_with_queued_deliveries_is_not_done(
     done = finish_day(s, console=QUIET, stages=_stages(announcement(D)))
     assert done.outcome == "no-announcement" and "already built" in done.message
     eng.dispose()
+
+
+def test_send_mails_the_stored_summaries_even_without_the_model(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """`newsletter send` (finish_day without the build) in a process that cannot reach the
+    model still mails the summaries stored for the issue, as the run that built it did."""
+    from newsletter.models import SummaryRow
+    from tests.fixtures_delivery import seed_subscribers, with_secret
+
+    s = with_secret(
+        _settings(make_settings).model_copy(
+            update={
+                "ai_summary": make_settings(
+                    ai_summary={"enabled": True, "api_key_env": "NO_SUCH_KEY_FOR_TESTS"}
+                ).ai_summary
+            }
+        )
+    )
+    eng = make_engine(s.database_url)
+    seed_subscribers(eng, 3)
+    built = finish_day(s, date=D, send=False, console=QUIET, stages=_stages(announcement(D)))
+    assert built.outcome == "ok"
+    with session_scope(eng) as session:
+        view = load_issue(session, D)
+        assert view is not None
+        top = view.digest[0].paper
+        session.add(
+            SummaryRow(
+                arxiv_id=top.arxiv_id,
+                version=top.version,
+                model=s.ai_summary.model,
+                prompt_hash="h",
+                language=s.ai_summary.language,
+                source="abstract",
+                tldr="A stored TL;DR that the first run mailed.",
+            )
+        )
+    sent = finish_day(s, date=D, trigger="send", build=False, console=QUIET, engine=eng)
+    assert (sent.outcome, sent.counts["emails_sent"]) == ("ok", 3)
+    emails = sorted(Path(s.delivery.outbox_dir).glob("*.eml"))
+    assert len(emails) == 3
+    for path in emails:
+        assert "A stored TL;DR that the first run mailed." in path.read_text(encoding="utf-8")
+    missing = finish_day(s, date=D + dt.timedelta(days=1), trigger="send", build=False, engine=eng)
+    assert missing.outcome == "failed" and "no issue for 2026-04-22" in missing.message
+    eng.dispose()
