@@ -153,7 +153,7 @@ def serve(url: str, port: int, gate: Path) -> None:
 
     settings = settings_for_tests(database_url=url, log_level="INFO").model_copy(
         update={
-            "admin_token": SecretStr("test-admin-token"),
+            "admin_token": SecretStr("test-admin-token-Qx7vLp2mZr9sKd4wTn8yBh3c"),
             "secret_key": SecretStr("k9Vq2mZr7Lp4Xw8Nf3Hb6Tj1Yc5Gd0Sa"),
         }
     )

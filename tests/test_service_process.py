@@ -58,7 +58,10 @@ def test_sigterm_finishes_the_in_flight_batch_and_restart_resumes(
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _up(base), what="the service to listen")
-        resp = httpx.post(f"{base}/admin/run", headers={"Authorization": "Bearer test-admin-token"})
+        resp = httpx.post(
+            f"{base}/admin/run",
+            headers={"Authorization": "Bearer test-admin-token-Qx7vLp2mZr9sKd4wTn8yBh3c"},
+        )
         assert resp.status_code == 202, resp.text
         wait_for(lambda: (tmp_path / "batch-3-sending").exists(), what="batch 3 in flight")
         assert statuses(engine) == {"sent": 10, "sending": 5, "queued": 8}
