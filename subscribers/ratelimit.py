@@ -9,7 +9,6 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from newsletter.models import utcnow
-from subscribers.errors import RateLimited
 from subscribers.models import RateEvent
 
 KEEP = dt.timedelta(days=2)  # longer than any window we count over
@@ -46,22 +45,6 @@ def hit(
         return False
     record(session, key=key, now=now)
     return True
-
-
-def enforce(
-    session: Session,
-    *,
-    limits: list[tuple[str, int, dt.timedelta]],
-    now: dt.datetime | None = None,
-) -> None:
-    """Check several (key, limit, window) at once; raise RateLimited if any is exhausted.
-    Every key is checked even after a refusal, so the work done does not depend on which."""
-    now = now or utcnow()
-    allowed = [hit(session, key=k, limit=n, window=w, now=now) for k, n, w in limits]
-    if not all(allowed):
-        raise RateLimited(
-            "You have tried to sign up too many times. Please wait a while and try again."
-        )
 
 
 def ip_bucket(ip: str | None) -> str:

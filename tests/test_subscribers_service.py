@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from subscribers import ratelimit, service
-from subscribers.errors import InvalidInput, InvalidLink, NotFound, RateLimited, Suppressed
+from subscribers.errors import InvalidInput, InvalidLink, NotFound, Suppressed
 from subscribers.models import Consent, RateEvent, Subscriber, Suppression
 from subscribers.validation import email_hash
 from tests.subscriber_helpers import with_secret
@@ -264,13 +264,22 @@ def test_admin_add_and_remove(session: Session, settings: Settings) -> None:
 
 def test_rate_limit_counts_per_key_within_the_window(session: Session) -> None:
     window = dt.timedelta(hours=1)
-    limits = [("k1", 2, window)]
-    ratelimit.enforce(session, limits=limits, now=T0)
-    ratelimit.enforce(session, limits=limits, now=T0 + dt.timedelta(minutes=1))
-    with pytest.raises(RateLimited):
-        ratelimit.enforce(session, limits=limits, now=T0 + dt.timedelta(minutes=2))
-    ratelimit.enforce(session, limits=[("k2", 2, window)], now=T0 + dt.timedelta(minutes=2))
-    ratelimit.enforce(session, limits=limits, now=T0 + dt.timedelta(minutes=61))
+
+    def hit(key: str, limit: int, at: dt.timedelta) -> bool:
+        return ratelimit.hit(session, key=key, limit=limit, window=window, now=T0 + at)
+
+    minute = dt.timedelta(minutes=1)
+    assert hit("k1", 2, 0 * minute) and hit("k1", 2, minute)
+    assert not hit("k1", 2, 2 * minute)
+    assert hit("k2", 2, 2 * minute)
+    assert hit("k1", 2, 61 * minute)
     # Events older than two days are purged as new ones arrive.
-    ratelimit.enforce(session, limits=[("k3", 1, window)], now=T0 + dt.timedelta(days=3))
+    assert hit("k3", 1, dt.timedelta(days=3))
     assert [e.key for e in session.exec(select(RateEvent)).all()] == ["k3"]
+
+
+def test_ipv6_is_counted_by_its_64() -> None:
+    assert ratelimit.ip_bucket("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert ratelimit.ip_bucket("::ffff:192.0.2.1") == "192.0.2.1"
+    assert ratelimit.ip_bucket("192.0.2.1") == "192.0.2.1"
+    assert ratelimit.ip_bucket(None) == "unknown"
