@@ -237,7 +237,9 @@ class Settings(_Section):
         None, description="Signs tokens", json_schema_extra=_SECRET
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of POST /admin/run", json_schema_extra=_SECRET
+        None,
+        description="Bearer token of POST /admin/run and /metrics (at least 32 characters)",
+        json_schema_extra=_SECRET,
     )
     smtp_password: SecretStr | None = Field(
         None, description="SMTP password", json_schema_extra=_SECRET
