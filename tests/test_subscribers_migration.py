@@ -115,3 +115,24 @@ def test_migration_merges_mailboxes_keeps_data_and_never_reuses_ids(old_engine: 
             text("SELECT id FROM subscribers WHERE email = 'next@example.org'")
         ).scalar()
     assert new_id is not None and new_id > highest
+
+
+def test_downgrade_keeps_consent_records(old_engine: Engine) -> None:
+    with old_engine.begin() as conn:
+        sid = _add(conn, "keep@example.org", "active")
+    upgrade(old_engine)
+    from alembic.config import Config
+
+    from alembic import command
+    from newsletter.db import alembic_dir
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(alembic_dir()))
+    with old_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+    with old_engine.begin() as conn:
+        consents = conn.execute(
+            text("SELECT count(*) FROM consents WHERE subscriber_id = :i"), {"i": sid}
+        ).scalar()
+    assert consents == 1

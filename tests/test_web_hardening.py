@@ -392,3 +392,16 @@ def test_hsts_with_an_https_base_url_and_headers_on_every_answer(
         assert a.headers["x-content-type-options"] == "nosniff"
         assert "frame-ancestors 'none'" in a.headers["content-security-policy"]
         assert ("strict-transport-security" in a.headers) == base_url.startswith("https")
+
+
+def test_each_path_has_its_limit_for_declared_and_chunked_bodies(client: TestClient) -> None:
+    """The webhook takes SendGrid-sized batches; every other path only small forms."""
+    json_type = {"content-type": "application/json"}
+    big = b"[" + b" " * (9 * 1024 * 1024) + b"]"
+    assert client.post("/webhooks/sendgrid", content=big, headers=json_type).status_code == 413
+    streamed = iter([b" " * 65536] * 150)  # 9.4 MB, no Content-Length
+    assert client.post("/webhooks/sendgrid", content=streamed, headers=json_type).status_code == 413
+    # Under the webhook's limit the request reaches the route (unconfigured here: 503).
+    two_mb = b"[" + b" " * (2 * 1024 * 1024) + b"]"
+    assert client.post("/webhooks/sendgrid", content=two_mb, headers=json_type).status_code == 503
+    assert client.post("/unsubscribe/x", content=b"a" * 70_000).status_code == 413

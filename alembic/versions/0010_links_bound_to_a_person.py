@@ -98,6 +98,19 @@ def _fill(conn: sa.Connection) -> None:
         )
 
 
+def _keep_children(conn: sa.Connection) -> None:
+    """Before a SQLite rebuild of ``subscribers``: its DROP TABLE cascades to these."""
+    for table in CHILDREN:
+        conn.execute(sa.text(f"CREATE TEMP TABLE _keep_{table} AS SELECT * FROM {table}"))
+
+
+def _restore_children(conn: sa.Connection) -> None:
+    for table in CHILDREN:
+        conn.execute(sa.text(f"DELETE FROM {table}"))
+        conn.execute(sa.text(f"INSERT INTO {table} SELECT * FROM _keep_{table}"))
+        conn.execute(sa.text(f"DROP TABLE _keep_{table}"))
+
+
 def upgrade() -> None:
     conn = op.get_bind()
     sqlite = conn.dialect.name == "sqlite"
@@ -110,8 +123,7 @@ def upgrade() -> None:
         )
     _fill(conn)
     if sqlite:
-        for table in CHILDREN:
-            conn.execute(sa.text(f"CREATE TEMP TABLE _keep_{table} AS SELECT * FROM {table}"))
+        _keep_children(conn)
     with op.batch_alter_table(
         "subscribers",
         schema=None,
@@ -130,10 +142,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_subscribers_email", ["email"], unique=False)
         batch_op.create_index("ix_subscribers_email_key", ["email_key"], unique=True)
     if sqlite:
-        for table in CHILDREN:
-            conn.execute(sa.text(f"DELETE FROM {table}"))
-            conn.execute(sa.text(f"INSERT INTO {table} SELECT * FROM _keep_{table}"))
-            conn.execute(sa.text(f"DROP TABLE _keep_{table}"))
+        _restore_children(conn)
 
     op.create_table(
         "signup_requests",
@@ -162,9 +171,15 @@ def downgrade() -> None:
     with op.batch_alter_table("signup_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_signup_requests_subscriber_id"))
     op.drop_table("signup_requests")
+    conn = op.get_bind()
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        _keep_children(conn)
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.drop_index("ix_subscribers_email_key")
         batch_op.drop_index("ix_subscribers_email")
         batch_op.create_index("ix_subscribers_email", ["email"], unique=True)
         batch_op.drop_column("link_key")
         batch_op.drop_column("email_key")
+    if sqlite:
+        _restore_children(conn)
