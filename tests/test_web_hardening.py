@@ -394,14 +394,28 @@ def test_hsts_with_an_https_base_url_and_headers_on_every_answer(
         assert ("strict-transport-security" in a.headers) == base_url.startswith("https")
 
 
-def test_each_path_has_its_limit_for_declared_and_chunked_bodies(client: TestClient) -> None:
-    """The webhook takes SendGrid-sized batches; every other path only small forms."""
-    json_type = {"content-type": "application/json"}
-    big = b"[" + b" " * (9 * 1024 * 1024) + b"]"
-    assert client.post("/webhooks/sendgrid", content=big, headers=json_type).status_code == 413
-    streamed = iter([b" " * 65536] * 150)  # 9.4 MB, no Content-Length
-    assert client.post("/webhooks/sendgrid", content=streamed, headers=json_type).status_code == 413
-    # Under the webhook's limit the request reaches the route (unconfigured here: 503).
-    two_mb = b"[" + b" " * (2 * 1024 * 1024) + b"]"
-    assert client.post("/webhooks/sendgrid", content=two_mb, headers=json_type).status_code == 503
-    assert client.post("/unsubscribe/x", content=b"a" * 70_000).status_code == 413
+def test_each_path_has_its_limit_for_declared_and_chunked_bodies(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The webhook takes SendGrid-sized batches; every other path only small forms. An
+    unsigned webhook request is refused before its body is read."""
+    settings = with_secret(make_settings(delivery={"webhook_public_key": "MFkwEwYHKoZIzj0C"}))
+    fresh = {
+        "content-type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": "c2lnbmF0dXJl",
+        "X-Twilio-Email-Event-Webhook-Timestamp": str(int(time.time())),
+    }
+
+    def body(chunks: int) -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield from [b" " * 65536] * chunks
+
+    with make_client(settings) as c:
+        big = b"[" + b" " * (9 * 1024 * 1024) + b"]"
+        assert c.post("/webhooks/sendgrid", content=big, headers=fresh).status_code == 413
+        assert c.post("/webhooks/sendgrid", content=body(150), headers=fresh).status_code == 413
+        # Under the limit the request reaches verification (a bad signature here: 403).
+        two_mb = b"[" + b" " * (2 * 1024 * 1024) + b"]"
+        assert c.post("/webhooks/sendgrid", content=two_mb, headers=fresh).status_code == 403
+        unsigned = {"content-type": "application/json"}
+        assert c.post("/webhooks/sendgrid", content=body(150), headers=unsigned).status_code == 403
+        assert c.post("/unsubscribe/x", content=b"a" * 70_000).status_code == 413

@@ -110,12 +110,18 @@ def _status_kb(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
-def _chunked_post(port: int, path: str, total: int, content_type: str) -> bytes:
-    """POST ``total`` bytes with Transfer-Encoding: chunked; returns the answer's bytes."""
+def _chunked_post(
+    port: int, path: str, total: int, content_type: str, *, forge: bool = True
+) -> bytes:
+    """POST ``total`` bytes with Transfer-Encoding: chunked (and a fresh but forged webhook
+    signature, so the body is read); returns the answer's bytes."""
     chunk = b"a" * (64 * 1024)
+    forged = f"{SIGNATURE_HEADER}: c2lnbmF0dXJl\r\n{TIMESTAMP_HEADER}: {int(time.time())}\r\n"
+    if not forge:
+        forged = ""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{forged}"
             "Transfer-Encoding: chunked\r\n\r\n".encode()
         )
         sent = 0
@@ -149,12 +155,14 @@ def test_a_50_mb_chunked_body_is_refused_with_memory_bounded(server: Server) -> 
             ("/subscribe", "application/x-www-form-urlencoded"),
         )
     }
+    unsigned = _chunked_post(server.port, "/webhooks/sendgrid", 50 * MB, "x/y", forge=False)
+    assert unsigned.startswith(b"HTTP/1.1 403")  # refused on its headers, body never read
     peak = _status_kb(pid, "VmHWM")
     for path, answer in answers.items():
         assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
         assert b"x-content-type-options: nosniff" in answer.lower(), path
     grown_mb = (peak - before) / 1024
-    print(f"peak RSS grew by {grown_mb:.1f} MB while 2 x 50 MB chunked bodies arrived")
+    print(f"peak RSS grew by {grown_mb:.1f} MB while 3 x 50 MB chunked bodies arrived")
     # The webhook path may hold up to its 8 MB limit; a body read whole would add 50 MB.
     assert grown_mb < 30, grown_mb
     assert _up(server.base)

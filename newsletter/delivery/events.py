@@ -62,15 +62,11 @@ class WebhookResult:
     ignored: int = 0
 
 
-def verify(
-    public_key: str | None,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    now: float,
-    max_age_seconds: int,
-) -> list[dict[str, Any]]:
-    """The events of a signed, fresh request; raises WebhookRejected otherwise."""
+def check_headers(
+    public_key: str | None, headers: Mapping[str, str], *, now: float, max_age_seconds: int
+) -> tuple[str, str, str]:
+    """(key, signature, timestamp) of a request that may be signed and fresh: checked before
+    its body is read, so an unsigned or stale request is refused without reading it."""
     if not public_key:
         raise WebhookRejected(503, "the event webhook is not configured")
     signature = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER)
@@ -83,6 +79,21 @@ def verify(
         raise WebhookRejected(403, "bad timestamp") from exc
     if abs(now - sent_at) > max_age_seconds:
         raise WebhookRejected(403, "stale or future timestamp")
+    return public_key, signature, timestamp
+
+
+def verify(
+    public_key: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    max_age_seconds: int,
+) -> list[dict[str, Any]]:
+    """The events of a signed, fresh request; raises WebhookRejected otherwise."""
+    public_key, signature, timestamp = check_headers(
+        public_key, headers, now=now, max_age_seconds=max_age_seconds
+    )
     try:
         payload = body.decode("utf-8")
         ok = EventWebhook(public_key).verify_signature(payload, signature, timestamp)
