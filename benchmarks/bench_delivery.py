@@ -43,7 +43,7 @@ from newsletter.email.loading import active_prefs
 from newsletter.email.render import PLACEHOLDERS, DigestRenderer
 from newsletter.email.selection import select_all
 from newsletter.models import IssueRow
-from subscribers.links import preferences_url, unsubscribe_url
+from subscribers.links import link_keys, preferences_url, unsubscribe_url
 from subscribers.models import Subscriber
 from tests.fixtures_email import recorded_papers
 from tests.httpserver import Request, Response, TestServer
@@ -210,6 +210,7 @@ def naive(settings: Settings, view: IssueView, url: str, count: int, engine_url:
     request, one after the other (same backend class, same server)."""
     engine = make_engine(engine_url)
     prefs = active_prefs(engine)[:count]
+    keys = link_keys(engine, [p.id for p in prefs])
     selections = select_all(view, prefs, settings)
     renderer = PerRecipientMjml(settings)
     backend = SendGridBackend("SG.bench", url, max_retries=0)
@@ -224,8 +225,8 @@ def naive(settings: Settings, view: IssueView, url: str, count: int, engine_url:
             p.email,
             new_message_id(settings, DAY, p.id),
             {
-                PLACEHOLDERS["unsubscribe_url"]: unsubscribe_url(settings, p.id),
-                PLACEHOLDERS["preferences_url"]: preferences_url(settings, p.id),
+                PLACEHOLDERS["unsubscribe_url"]: unsubscribe_url(settings, p.id, keys[p.id]),
+                PLACEHOLDERS["preferences_url"]: preferences_url(settings, p.id, keys[p.id]),
             },
         )
         backend.send_batch(Batch(body, (rcpt,), sender))

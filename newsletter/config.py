@@ -182,6 +182,23 @@ class WebSettings(_Section):
     signup_limit_per_ip_per_hour: int = Field(10, ge=1, description="Signups per IP per hour")
     signup_limit_per_address_per_day: int = Field(3, ge=1, description="Signups per address/day")
     confirm_token_days: int = Field(7, ge=1, description="Days a confirmation link is valid")
+    link_days: int = Field(
+        90,
+        ge=60,
+        description="Days the preferences and unsubscribe links of an e-mail work (renewed "
+        "with every digest; at least 60, so one-click unsubscribe outlives the e-mail)",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request body (any framing); larger: 413"
+    )
+    webhook_max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest body of POST /webhooks/sendgrid (SendGrid batches up to ~768 KB)",
+    )
+    metrics_public: bool = Field(
+        False, description="Serve /metrics to anyone; off: it needs Bearer NEWSLETTER_ADMIN_TOKEN"
+    )
     feed_size: int = Field(100, ge=1, le=1000, description="Papers in a feed")
 
 
@@ -227,7 +244,9 @@ class Settings(_Section):
         None, description="Signs tokens", json_schema_extra=_SECRET
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of POST /admin/run", json_schema_extra=_SECRET
+        None,
+        description="Bearer token of POST /admin/run and /metrics (at least 32 characters)",
+        json_schema_extra=_SECRET,
     )
     smtp_password: SecretStr | None = Field(
         None, description="SMTP password", json_schema_extra=_SECRET

@@ -2,6 +2,10 @@
 
 Import validates every row, reports bad ones by line number and imports the rest in bulk
 (one INSERT per chunk, not one round trip per row); existing and repeated addresses are skipped.
+
+Export neutralises formulas (OWASP's CSV injection rule): a cell starting with ``=``, ``+``,
+``-``, ``@``, tab or CR gets a leading ``'``, and so does one already starting with ``'``;
+import removes one leading ``'``, so every cell reads back exactly as it was stored.
 """
 
 from __future__ import annotations
@@ -18,13 +22,32 @@ from sqlmodel import Session, col, select
 from newsletter.config import Settings
 from newsletter.models import utcnow
 from subscribers.errors import InvalidInput, SubscriberError
-from subscribers.models import Consent, Subscriber, Suppression
+from subscribers.models import Consent, Subscriber, Suppression, new_link_key
 from subscribers.service import new_nonce
-from subscribers.validation import email_hash, make_preferences, normalise_email, split_terms
+from subscribers.validation import (
+    email_hash,
+    mailbox_key,
+    make_preferences,
+    normalise_email,
+    split_terms,
+)
 
 HEADER = ("email", "keywords", "categories", "status")
 IMPORT_STATUSES = ("active", "pending")
 CHUNK = 2000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+
+
+def neutralise(cell: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula (reversed by ``restore``)."""
+    if cell.startswith((*FORMULA_STARTS, QUOTE)):
+        return QUOTE + cell
+    return cell
+
+
+def restore(cell: str) -> str:
+    return cell[1:] if cell.startswith(QUOTE) else cell
 
 
 @dataclass
@@ -35,7 +58,8 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _parse_row(row: dict[str, str | None], settings: Settings, now: dt.datetime) -> dict[str, Any]:
+def _parse_row(raw: dict[str, str | None], settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    row = {k: restore(v or "") for k, v in raw.items()}
     email = normalise_email(row.get("email") or "")
     prefs = make_preferences(
         keywords=split_terms(row.get("keywords") or "", ";"),
@@ -47,6 +71,8 @@ def _parse_row(row: dict[str, str | None], settings: Settings, now: dt.datetime)
         raise InvalidInput(f"status must be one of {', '.join(IMPORT_STATUSES)}, not {status!r}")
     return {
         "email": email,
+        "email_key": mailbox_key(email),
+        "link_key": new_link_key(),
         "status": status,
         "created_at": now,
         "status_changed_at": now,
@@ -77,7 +103,7 @@ def import_csv(
         raise InvalidInput(f"unknown column(s) {', '.join(unknown)}; expected {','.join(HEADER)}")
     reader.fieldnames = fields
     report = ImportReport()
-    existing = set(session.exec(select(Subscriber.email)).all())
+    existing = set(session.exec(select(Subscriber.email_key)).all())
     suppressed = set(session.exec(select(Suppression.email_hash)).all())
     seen: dict[str, int] = {}
     batch: list[dict[str, Any]] = []
@@ -94,7 +120,7 @@ def import_csv(
         except csv.Error as exc:
             report.errors.append((line, str(exc)))
             continue
-        email = values["email"]
+        email = values["email_key"]
         if email in seen:
             report.errors.append((line, f"duplicate of line {seen[email]}"))
             continue
@@ -102,7 +128,7 @@ def import_csv(
         if email in existing:
             report.existing += 1
             continue
-        if email_hash(email) in suppressed:
+        if email_hash(values["email"]) in suppressed:
             report.suppressed += 1
             continue
         batch.append(values)
@@ -148,6 +174,7 @@ def export_csv(session: Session, *, out: TextIO, status: str | None = None) -> i
         query = query.where(Subscriber.status == status)
     count = 0
     for sub in session.exec(query.execution_options(yield_per=5000)):
-        writer.writerow([sub.email, ";".join(sub.keywords), ";".join(sub.categories), sub.status])
+        cells = (sub.email, ";".join(sub.keywords), ";".join(sub.categories), sub.status)
+        writer.writerow([neutralise(c) for c in cells])
         count += 1
     return count

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import quote
 
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+
 from newsletter.config import Settings
+from subscribers.models import Subscriber
 from subscribers.tokens import Purpose, make_token
 
 ROUTES: dict[Purpose, str] = {
@@ -14,6 +19,7 @@ ROUTES: dict[Purpose, str] = {
     "export": "/export",
     "erase": "/erase",
 }
+SUBS = Subscriber.__table__.c  # type: ignore[attr-defined]
 
 
 def secret_of(settings: Settings) -> str:
@@ -22,15 +28,37 @@ def secret_of(settings: Settings) -> str:
     return settings.secret_key.get_secret_value()
 
 
-def link(settings: Settings, purpose: Purpose, subscriber_id: int, nonce: str = "") -> str:
-    """``{base_url}/{purpose}/{token}``: the token in the path, so no query string is needed."""
-    token = make_token(secret_of(settings), purpose, subscriber_id, nonce)
+def link(
+    settings: Settings, purpose: Purpose, subscriber_id: int, key: str, nonce: str = ""
+) -> str:
+    """``{base_url}/{purpose}/{token}``: the token in the path, so no query string is needed.
+    ``key`` is the subscriber's ``link_key``; the token is dated, so every link expires."""
+    token = make_token(secret_of(settings), purpose, subscriber_id, key, nonce)
     return f"{settings.base_url}{ROUTES[purpose]}/{quote(token, safe='')}"
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
-    return link(settings, "unsubscribe", subscriber_id)
+def unsubscribe_url(settings: Settings, subscriber_id: int, key: str) -> str:
+    return link(settings, "unsubscribe", subscriber_id, key)
 
 
-def preferences_url(settings: Settings, subscriber_id: int) -> str:
-    return link(settings, "preferences", subscriber_id)
+def preferences_url(settings: Settings, subscriber_id: int, key: str) -> str:
+    return link(settings, "preferences", subscriber_id, key)
+
+
+def link_keys(bind: Engine | Connection, subscriber_ids: Iterable[int]) -> dict[int, str]:
+    """The link keys of these subscribers (one query per 900 ids), for the links of a run."""
+    ids = sorted(set(subscriber_ids))
+    out: dict[int, str] = {}
+
+    def read(conn: Connection) -> None:
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            rows = conn.execute(select(SUBS.id, SUBS.link_key).where(SUBS.id.in_(chunk)))
+            out.update({r.id: r.link_key for r in rows})
+
+    if isinstance(bind, Connection):
+        read(bind)
+    else:
+        with bind.connect() as conn:
+            read(conn)
+    return out

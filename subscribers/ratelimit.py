@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from newsletter.models import utcnow
-from subscribers.errors import RateLimited
 from subscribers.models import RateEvent
 
 KEEP = dt.timedelta(days=2)  # longer than any window we count over
+
+
+def recent(session: Session, *, key: str, window: dt.timedelta, now: dt.datetime) -> int:
+    """Events counted for ``key`` within ``window`` (old events are purged as we go)."""
+    session.execute(delete(RateEvent).where(col(RateEvent.at) < now - KEEP))
+    count: int = session.exec(
+        select(func.count())
+        .select_from(RateEvent)
+        .where(RateEvent.key == key[:128], col(RateEvent.at) > now - window)
+    ).one()
+    return count
+
+
+def record(session: Session, *, key: str, now: dt.datetime) -> None:
+    session.add(RateEvent(key=key[:128], at=now))
+    session.flush()
 
 
 def hit(
@@ -23,32 +39,25 @@ def hit(
     now: dt.datetime | None = None,
 ) -> bool:
     """Count one event for ``key``; False (and nothing recorded) when ``limit`` events already
-    happened within ``window``. Old events are purged as we go."""
+    happened within ``window``."""
     now = now or utcnow()
-    session.execute(delete(RateEvent).where(col(RateEvent.at) < now - KEEP))
-    count = session.exec(
-        select(func.count())
-        .select_from(RateEvent)
-        .where(RateEvent.key == key, col(RateEvent.at) > now - window)
-    ).one()
-    if count >= limit:
+    if recent(session, key=key, window=window, now=now) >= limit:
         return False
-    session.add(RateEvent(key=key[:128], at=now))
-    session.flush()
+    record(session, key=key, now=now)
     return True
 
 
-def enforce(
-    session: Session,
-    *,
-    limits: list[tuple[str, int, dt.timedelta]],
-    now: dt.datetime | None = None,
-) -> None:
-    """Check several (key, limit, window) at once; raise RateLimited if any is exhausted.
-    Every key is checked even after a refusal, so the work done does not depend on which."""
-    now = now or utcnow()
-    allowed = [hit(session, key=k, limit=n, window=w, now=now) for k, n, w in limits]
-    if not all(allowed):
-        raise RateLimited(
-            "You have tried to sign up too many times. Please wait a while and try again."
-        )
+def ip_bucket(ip: str | None) -> str:
+    """What a per-IP limit counts: an IPv4 address, or the /64 network of an IPv6 address (one
+    customer usually gets a whole /64, so counting single addresses would count nothing)."""
+    if not ip:
+        return "unknown"
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)

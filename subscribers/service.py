@@ -23,12 +23,21 @@ from sqlmodel import Session, col, select
 from newsletter.config import Settings
 from newsletter.models import utcnow
 from subscribers.errors import InvalidLink, NotFound, Suppressed
-from subscribers.models import Consent, RateEvent, Subscriber, Suppression
+from subscribers.models import (
+    Consent,
+    RateEvent,
+    SignupRequest,
+    Subscriber,
+    Suppression,
+    new_link_key,
+)
 from subscribers.validation import (
     MAX_IP,
     MAX_USER_AGENT,
+    Preferences,
     clip,
     email_hash,
+    mailbox_key,
     make_preferences,
     normalise_email,
 )
@@ -61,6 +70,10 @@ class SignupOutcome:
     subscriber_id: int | None = None
     nonce: str = ""
     email: str = ""
+    link_key: str = ""
+
+
+MAX_OPEN_REQUESTS = 5  # signup requests kept per subscriber (the newest); older ones lapse
 
 
 def new_nonce() -> str:
@@ -113,10 +126,71 @@ def get(session: Session, *, subscriber_id: int) -> Subscriber:
     return sub
 
 
-def find(session: Session, *, email: str) -> Subscriber | None:
+def _by_address(session: Session, address: str) -> Subscriber | None:
+    """The row of this mailbox (``address`` already normalised): case does not matter."""
     return session.exec(
-        select(Subscriber).where(Subscriber.email == normalise_email(email))
+        select(Subscriber).where(Subscriber.email_key == mailbox_key(address))
     ).first()
+
+
+def find(session: Session, *, email: str) -> Subscriber | None:
+    return _by_address(session, normalise_email(email))
+
+
+def _new_subscriber(address: str, now: dt.datetime, **values: Any) -> Subscriber:
+    return Subscriber(
+        email=address,
+        email_key=mailbox_key(address),
+        created_at=now,
+        status_changed_at=now,
+        link_key=new_link_key(),
+        **values,
+    )
+
+
+def _apply(sub: Subscriber, prefs: Preferences) -> None:
+    sub.keywords = list(prefs.keywords)
+    sub.categories = list(prefs.categories)
+    sub.max_papers = prefs.max_papers
+    sub.include_summaries = prefs.include_summaries
+
+
+def _request_for_known(
+    session: Session,
+    sub: Subscriber,
+    prefs: Preferences,
+    origin: Origin | None,
+    now: dt.datetime,
+) -> SignupRequest:
+    """Keep a signup's choices for a known address aside until its owner confirms them."""
+    o = origin or Origin()
+    req = SignupRequest(
+        subscriber_id=sub.id or 0,
+        nonce=new_nonce(),
+        created_at=now,
+        keywords=list(prefs.keywords),
+        categories=list(prefs.categories),
+        max_papers=prefs.max_papers,
+        include_summaries=prefs.include_summaries,
+        ip=clip(o.ip, MAX_IP),
+        user_agent=clip(o.user_agent, MAX_USER_AGENT),
+        form=clip(o.form, 64),
+    )
+    session.add(req)
+    session.flush()
+    older = session.exec(
+        select(SignupRequest.id)
+        .where(SignupRequest.subscriber_id == sub.id)
+        .order_by(col(SignupRequest.id).desc())
+        .offset(MAX_OPEN_REQUESTS)
+    ).all()
+    if older:
+        session.execute(delete(SignupRequest).where(col(SignupRequest.id).in_(older)))
+    return req
+
+
+def _drop_requests(session: Session, subscriber_id: int | None) -> None:
+    session.execute(delete(SignupRequest).where(col(SignupRequest.subscriber_id) == subscriber_id))
 
 
 def subscribe(
@@ -131,9 +205,11 @@ def subscribe(
     origin: Origin | None = None,
     now: dt.datetime | None = None,
 ) -> SignupOutcome:
-    """A signup: creates or refreshes a pending subscriber and says whether to send a
-    confirmation. Preferences of an active subscriber are never changed from here (anyone can
-    type anyone's address into the form); they change through the signed preferences link."""
+    """A signup. A new address gets a pending row holding the choices. For a known address
+    nothing stored changes (anyone can type anyone's address into the form): a pending or
+    unsubscribed owner gets a confirmation for a signup request that holds the new choices
+    (their earlier confirmation link keeps working); an active owner is told they are
+    subscribed. ``action`` says which e-mail the caller sends."""
     now = now or utcnow()
     address = normalise_email(email)
     prefs = make_preferences(
@@ -145,30 +221,30 @@ def subscribe(
         include_summaries=include_summaries,
     )
     supp = _suppression(session, address)
-    sub = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    sub = _by_address(session, address)
     if supp is not None and supp.reason in HARD_REASONS:
         return SignupOutcome("suppressed", sub.id if sub else None, email=address)
     if sub is None:
-        sub = Subscriber(email=address, created_at=now, status_changed_at=now)
+        sub = _new_subscriber(address, now, token_nonce=new_nonce())
+        _apply(sub, prefs)
         try:
             with session.begin_nested():
                 session.add(sub)
                 session.flush()
-        except IntegrityError:  # the same address signed up in another request just now
-            sub = session.exec(select(Subscriber).where(Subscriber.email == address)).one()
+        except IntegrityError:  # the same mailbox signed up in another request just now
+            sub = _by_address(session, address)
+            if sub is None:
+                raise
+        else:
+            _record(session, sub, "signup", origin, now)
+            session.flush()
+            return SignupOutcome("confirm", sub.id, sub.token_nonce, sub.email, sub.link_key)
     if sub.status == "active":
-        return SignupOutcome("already-active", sub.id, email=address)
+        return SignupOutcome("already-active", sub.id, email=sub.email, link_key=sub.link_key)
     if sub.status in ("bounced", "complained"):
-        return SignupOutcome("suppressed", sub.id, email=address)
-    sub.keywords = list(prefs.keywords)
-    sub.categories = list(prefs.categories)
-    sub.max_papers = prefs.max_papers
-    sub.include_summaries = prefs.include_summaries
-    sub.token_nonce = new_nonce()
-    session.add(sub)
-    _record(session, sub, "signup", origin, now)
-    session.flush()
-    return SignupOutcome("confirm", sub.id, sub.token_nonce, address)
+        return SignupOutcome("suppressed", sub.id, email=sub.email)
+    req = _request_for_known(session, sub, prefs, origin, now)
+    return SignupOutcome("confirm", sub.id, req.nonce, sub.email, sub.link_key)
 
 
 def _hard_suppressed(session: Session, sub: Subscriber) -> bool:
@@ -181,15 +257,41 @@ def _activate(
     session: Session, sub: Subscriber, action: str, origin: Origin | None, now: dt.datetime
 ) -> None:
     """Make a subscriber active (confirmation or re-subscription) unless the address bounced or
-    complained; every earlier link is revoked and a soft suppression lifted."""
+    complained; earlier confirmation links are used up, a soft suppression is lifted, and a
+    re-subscription gets a new link key (so every link of the earlier subscription dies)."""
     if _hard_suppressed(session, sub):
         raise Suppressed("this address bounced or reported our mail, so we will not send to it")
+    if sub.status != "pending":  # coming back: the links of the earlier subscription die
+        sub.link_key = new_link_key()
     _set_status(sub, "active", now)
     sub.token_nonce = new_nonce()
+    _drop_requests(session, sub.id)
     _lift_soft_suppression(session, sub.email)
     _record(session, sub, action, origin, now)
     session.add(sub)
     session.flush()
+
+
+def _open_request(session: Session, sub: Subscriber, nonce: str) -> SignupRequest | None:
+    if not nonce:
+        return None
+    return session.exec(
+        select(SignupRequest).where(
+            SignupRequest.subscriber_id == sub.id, SignupRequest.nonce == nonce
+        )
+    ).first()
+
+
+def confirmation_state(
+    session: Session, sub: Subscriber, nonce: str
+) -> Literal["open", "already", "used"]:
+    """What a confirmation link can still do: ``open`` (confirm), ``already`` (used, and the
+    subscriber is active), ``used`` (nothing)."""
+    if nonce and hmac.compare_digest(sub.token_nonce.encode(), nonce.encode()):
+        return "open"
+    if sub.status != "active" and _open_request(session, sub, nonce) is not None:
+        return "open"
+    return "already" if sub.status == "active" else "used"
 
 
 def confirm(
@@ -200,18 +302,34 @@ def confirm(
     origin: Origin | None = None,
     now: dt.datetime | None = None,
 ) -> Subscriber:
-    """Activate through a confirmation link. Single use: the nonce rotates, so the same link
-    cannot confirm again later (a second click while still active is answered, not acted on)."""
+    """Activate through a confirmation link: the row's own (first signup) or a signup
+    request's (whose choices are applied now). Single use: nonces rotate and requests go, so
+    the same link cannot confirm again (a second click while active is answered, not acted on)."""
     now = now or utcnow()
     sub = session.get(Subscriber, subscriber_id)
     if sub is None:
         raise InvalidLink("this confirmation link is not valid")
-    if not nonce or not hmac.compare_digest(sub.token_nonce.encode(), nonce.encode()):
-        if sub.status == "active":
-            return sub
+    state = confirmation_state(session, sub, nonce)
+    if state == "already":
+        return sub
+    if state == "used":
         raise InvalidLink("this confirmation link has already been used")
+    req = _open_request(session, sub, nonce)
+    if req is not None:
+        _apply(sub, _request_prefs(req))
+        req_origin = Origin(ip=req.ip, user_agent=req.user_agent, form=req.form)
+        _record(session, sub, "signup", req_origin, req.created_at)
     _activate(session, sub, "confirm", origin, now)
     return sub
+
+
+def _request_prefs(req: SignupRequest) -> Preferences:
+    return Preferences(
+        keywords=tuple(req.keywords),
+        categories=tuple(req.categories),
+        max_papers=req.max_papers,
+        include_summaries=req.include_summaries,
+    )
 
 
 def update_preferences(
@@ -259,6 +377,7 @@ def unsubscribe(
     if sub.status in ("active", "pending"):
         _set_status(sub, "unsubscribed", now)
         sub.token_nonce = new_nonce()  # an old confirmation link must not undo this
+        _drop_requests(session, sub.id)
         session.add(sub)
         _record(session, sub, "unsubscribe", origin, now)
     if _suppression(session, sub.email) is None:
@@ -304,7 +423,7 @@ def suppress(
     if email is not None:
         email = normalise_email(email)
         if sub is None:
-            sub = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+            sub = _by_address(session, email)
     address = email or (sub.email if sub else "")
     h = email_hash(address)
     row = session.exec(select(Suppression).where(Suppression.email_hash == h)).first()
@@ -385,7 +504,8 @@ def erase(session: Session, *, subscriber_id: int, now: dt.datetime | None = Non
         session.add(Suppression(email_hash=h, reason="erased", created_at=now))
     session.execute(delete(Consent).where(col(Consent.subscriber_id) == subscriber_id))
     session.execute(delete(RateEvent).where(col(RateEvent.key).like(f"%:{h[:32]}")))
-    session.delete(sub)
+    _drop_requests(session, subscriber_id)
+    session.delete(sub)  # its id is never given out again, so its links reach nobody
     session.flush()
 
 
@@ -393,12 +513,13 @@ def remove(session: Session, *, email: str, suppress_address: bool = False) -> b
     """Admin removal: the subscriber and their consent records go; with ``suppress_address``
     the address is also blocked (reason ``admin``). False when the address is unknown."""
     address = normalise_email(email)
-    sub = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    sub = _by_address(session, address)
     if suppress_address:
         suppress(session, reason="admin", email=address)
     if sub is None:
         return False
     session.execute(delete(Consent).where(col(Consent.subscriber_id) == sub.id))
+    _drop_requests(session, sub.id)
     session.delete(sub)
     session.flush()
     return True
@@ -456,15 +577,14 @@ def add(
     supp = _suppression(session, address)
     if supp is not None and supp.reason in HARD_REASONS:
         raise Suppressed(f"{address} is suppressed ({supp.reason}); lift it first")
-    existing = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    existing = _by_address(session, address)
     if existing is not None:
-        return Added(existing, False, [f"{address} already exists ({existing.status})"])
-    sub = Subscriber(
-        email=address,
+        return Added(existing, False, [f"{existing.email} already exists ({existing.status})"])
+    sub = _new_subscriber(
+        address,
+        now,
         keywords=list(prefs.keywords),
         categories=list(prefs.categories),
-        created_at=now,
-        status_changed_at=now,
         token_nonce=new_nonce(),
     )
     if active:

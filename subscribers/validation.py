@@ -27,7 +27,10 @@ def reject_control(value: str, field: str) -> None:
 
 
 def normalise_email(raw: str) -> str:
-    """Syntax check only (no DNS); the domain is lower-cased, the local part kept as typed."""
+    """The one normal form of an address, made once at the door: syntax checked (no DNS), the
+    domain lower-cased and IDNA-encoded (``bücher.de`` -> ``xn--bcher-kva.de``, valid in a
+    ``To:`` header), the local part kept as typed (it is what the mailbox's owner wrote).
+    Non-ASCII local parts are refused: they need SMTPUTF8, which we do not rely on."""
     if not isinstance(raw, str):
         raise InvalidInput("an e-mail address is required", "email")
     reject_control(raw, "email")
@@ -36,14 +39,27 @@ def normalise_email(raw: str) -> str:
         raise InvalidInput("an e-mail address is required", "email")
     if len(value) > MAX_EMAIL:
         raise InvalidInput(f"an e-mail address has at most {MAX_EMAIL} characters", "email")
+    local = value.rpartition("@")[0]
+    if local and not local.isascii():
+        raise InvalidInput(
+            "addresses with non-ASCII characters before the @ (such as é or ü) are not "
+            "supported; please use an ASCII address",
+            "email",
+        )
     try:
-        info = validate_email(value, check_deliverability=False)
+        info = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidInput(f"{value!r} is not a valid e-mail address: {exc}", "email") from exc
-    email = f"{info.local_part}@{info.domain.lower()}"
+    email = f"{info.local_part}@{info.ascii_domain.lower()}"
     if len(email) > MAX_EMAIL:
         raise InvalidInput(f"an e-mail address has at most {MAX_EMAIL} characters", "email")
     return email
+
+
+def mailbox_key(email: str) -> str:
+    """What makes two addresses one mailbox: the normal form, case-folded. Almost every mail
+    server ignores case in the local part, so ``Ann@x.org`` and ``ann@x.org`` are one row."""
+    return email.strip().lower()
 
 
 def email_hash(email: str) -> str:
@@ -78,8 +94,6 @@ def check_keywords(terms: Sequence[str]) -> list[str]:
         reject_control(term, "keywords")
         if len(term) > MAX_KEYWORD_LEN:
             raise InvalidInput(f"a keyword has at most {MAX_KEYWORD_LEN} characters", "keywords")
-        if term.lstrip()[:1] in ("=", "+", "@"):  # would be a formula in an exported CSV
-            raise InvalidInput("a keyword cannot start with =, + or @", "keywords")
     out = normalise_terms(terms)
     if len(out) > MAX_KEYWORDS:
         raise InvalidInput(f"at most {MAX_KEYWORDS} keywords", "keywords")

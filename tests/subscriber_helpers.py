@@ -57,7 +57,14 @@ def make_client(settings: Settings, engine: Engine | None = None, **kw: Any) -> 
 def signup(client: TestClient, email: str, **fields: Any) -> Any:
     page = client.get("/")
     data: dict[str, Any] = {"csrf_token": csrf_of(page.text), "email": email, **fields}
-    return client.post("/subscribe", data=data)
+    answer = client.post("/subscribe", data=data)
+    drain(client)
+    return answer
+
+
+def drain(client: TestClient) -> None:
+    """Wait for the work a signup queued after its answer (the confirmation e-mail)."""
+    client.app.state.after_response.drain()  # type: ignore[attr-defined]
 
 
 def confirm_latest(client: TestClient, settings: Settings) -> str:

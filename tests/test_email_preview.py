@@ -98,7 +98,7 @@ def test_preview_writes_the_subscribers_personal_digest(tmp_path: Path, sqlite_u
     assert text.count("=" * 70) == 3  # their max_papers, not the site's 5
     unsub = next(line for line in text.splitlines() if line.startswith("Unsubscribe: "))
     token = unquote(unsub.split("/unsubscribe/")[1])
-    assert read_token(SECRET, "unsubscribe", token).subscriber_id == sub_id
+    assert read_token(SECRET, "unsubscribe", token, 60).subscriber_id == sub_id
     assert unsub.split(": ", 1)[1] in html
     assert "-unsubscribe_url-" not in html and "-preferences_url-" not in text
 

@@ -124,6 +124,10 @@ def test_signup_confirm_preferences_unsubscribe_in_chromium(
             page.wait_for_selector("text=Check your inbox")
             page.screenshot(path=str(shots / "02-check-inbox.png"), full_page=True)
 
+            deadline = time.monotonic() + 30  # the e-mail is sent beside the server
+            while not outbox(mail_settings):
+                assert time.monotonic() < deadline, "no confirmation e-mail"
+                time.sleep(0.05)
             [msg] = outbox(mail_settings)
             assert msg["To"] == "Browser.User@example.org"
             page.goto(url + link_in(msg, "confirm"))

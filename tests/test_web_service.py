@@ -56,7 +56,13 @@ class Tags(HTMLParser):
         return [a["href"] for t, a in self.tags if t == "a" and a.get("href")]  # type: ignore[misc]
 
 
-def with_secrets(settings: Settings, admin: str | None = "admin-token-1") -> Settings:
+ADMIN_TOKEN = "admin-token-1-Qx7vLp2mZr9sKd4wTn8yBh3c"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def with_secrets(
+    settings: Settings, admin: str | None = "admin-token-1-Qx7vLp2mZr9sKd4wTn8yBh3c"
+) -> Settings:
     update: dict[str, Any] = {"secret_key": SecretStr(SECRET)}
     update["admin_token"] = SecretStr(admin) if admin else None
     return settings.model_copy(update=update)
@@ -274,7 +280,7 @@ def test_healthz_is_503_when_the_database_is_unreachable(
         resp = client.get("/healthz")
         assert resp.status_code == 503
         assert resp.json()["database"].startswith("unreachable")
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=ADMIN).text
         assert "newsletter_database_up 0.0" in metrics
 
 
@@ -318,7 +324,7 @@ def test_metrics_from_runs_and_deliveries(site: Any) -> None:
                 )
             )
     _queue_one(engine, DAY)
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=ADMIN).text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for fam in text_string_to_metric_families(text)
@@ -350,14 +356,14 @@ def test_admin_trigger_needs_the_token_and_shares_the_lock(site: Any) -> None:
     for headers in (
         {},
         {"Authorization": "Bearer wrong"},
-        {"Authorization": "Basic admin-token-1"},
+        {"Authorization": "Basic admin-token-1-Qx7vLp2mZr9sKd4wTn8yBh3c"},
         {"Authorization": "Bearer "},
     ):
         resp = client.post("/admin/run?date=2026-05-04", headers=headers)
         assert resp.status_code == 401
         assert resp.headers["www-authenticate"].startswith("Bearer")
     assert count_runs(engine) == 0
-    auth = {"Authorization": "Bearer admin-token-1"}
+    auth = ADMIN
     done = client.post("/admin/run?date=2026-05-04", headers=auth)
     assert done.status_code == 409 and done.json()["status"] == "already-done"
     _queue_one(engine, DAY)  # the issue of DAY is not finished any more

@@ -3,7 +3,8 @@
 Verification is over the raw body exactly as received (timestamp + body, ECDSA P-256/SHA-256,
 the ``sendgrid`` package's ``EventWebhook``). Each event is handled once: its ``sg_event_id`` is
 stored in ``webhook_events`` in the same transaction as its effect, so a redelivery changes
-nothing.
+nothing. A batch is one transaction (SendGrid posts hundreds or thousands of events at once):
+all of it is applied, or none of it and SendGrid retries.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from sendgrid.helpers.eventwebhook import EventWebhook
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from newsletter.delivery.backends.sendgrid import MESSAGE_ID_ARG
 from newsletter.delivery_models import Delivery, WebhookEvent
+from subscribers.errors import InvalidInput
 from subscribers.models import Subscriber
 from subscribers.service import SuppressionReason, suppress
+from subscribers.validation import mailbox_key, normalise_email
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -39,6 +42,8 @@ REASONS: dict[str, SuppressionReason] = {
 }
 DT = Delivery.__table__.c  # type: ignore[attr-defined]
 ST = Subscriber.__table__.c  # type: ignore[attr-defined]
+WT = WebhookEvent.__table__  # type: ignore[attr-defined]
+_IN_CHUNK = 500
 
 
 class WebhookRejected(Exception):
@@ -57,15 +62,11 @@ class WebhookResult:
     ignored: int = 0
 
 
-def verify(
-    public_key: str | None,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    now: float,
-    max_age_seconds: int,
-) -> list[dict[str, Any]]:
-    """The events of a signed, fresh request; raises WebhookRejected otherwise."""
+def check_headers(
+    public_key: str | None, headers: Mapping[str, str], *, now: float, max_age_seconds: int
+) -> tuple[str, str, str]:
+    """(key, signature, timestamp) of a request that may be signed and fresh: checked before
+    its body is read, so an unsigned or stale request is refused without reading it."""
     if not public_key:
         raise WebhookRejected(503, "the event webhook is not configured")
     signature = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER)
@@ -78,6 +79,21 @@ def verify(
         raise WebhookRejected(403, "bad timestamp") from exc
     if abs(now - sent_at) > max_age_seconds:
         raise WebhookRejected(403, "stale or future timestamp")
+    return public_key, signature, timestamp
+
+
+def verify(
+    public_key: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    max_age_seconds: int,
+) -> list[dict[str, Any]]:
+    """The events of a signed, fresh request; raises WebhookRejected otherwise."""
+    public_key, signature, timestamp = check_headers(
+        public_key, headers, now=now, max_age_seconds=max_age_seconds
+    )
     try:
         payload = body.decode("utf-8")
         ok = EventWebhook(public_key).verify_signature(payload, signature, timestamp)
@@ -103,6 +119,13 @@ def event_id(event: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
 
 
+def _address_key(raw: str) -> str:
+    try:
+        return mailbox_key(normalise_email(raw))
+    except InvalidInput:
+        return raw.strip().lower()
+
+
 def _subscriber(session: Session, event: Mapping[str, Any]) -> Subscriber | None:
     """Find the subscriber by our Message-ID (custom arg), else by the event's address."""
     message_id = event.get(MESSAGE_ID_ARG)
@@ -112,33 +135,60 @@ def _subscriber(session: Session, event: Mapping[str, Any]) -> Subscriber | None
             select(DT.subscriber_id).where(DT.message_id == message_id).limit(1)
         ).scalar()
     if sid is None and isinstance(event.get("email"), str):
-        address = str(event["email"]).strip().lower()
-        sid = session.execute(select(ST.id).where(ST.email == address)).scalar()
+        key = _address_key(str(event["email"]))
+        sid = session.execute(select(ST.id).where(ST.email_key == key)).scalar()
     return session.get(Subscriber, sid) if sid is not None else None
 
 
-def handle_events(engine: Engine, events: list[dict[str, Any]]) -> WebhookResult:
-    """Apply each new event once (dedupe by ``sg_event_id``); unknown events are recorded only."""
+def _seen(session: Session, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        found.update(
+            session.execute(select(WT.c.sg_event_id).where(WT.c.sg_event_id.in_(chunk))).scalars()
+        )
+    return found
+
+
+def _apply(session: Session, events: list[dict[str, Any]]) -> WebhookResult:
     result = WebhookResult(received=len(events))
-    with Session(engine) as session:
-        for event in events:
-            eid = event_id(event)
-            kind = str(event.get("event", ""))[:32]
-            try:
-                with session.begin_nested():
-                    session.add(WebhookEvent(sg_event_id=eid, event=kind))
-                    session.flush()
-            except IntegrityError:
-                result.duplicates += 1
-                continue
-            reason = REASONS.get(kind)
-            if kind == "bounce" and event.get("type") == "blocked":
-                reason = None
-            sub = _subscriber(session, event) if reason else None
-            if reason and sub is not None:
-                suppress(session, reason=reason, subscriber_id=sub.id)
-                result.suppressed += 1
-            else:
-                result.ignored += 1
-            session.commit()
+    ids = [event_id(e) for e in events]
+    seen = _seen(session, ids)
+    new_rows: list[dict[str, str]] = []
+    for event, eid in zip(events, ids, strict=True):
+        if eid in seen:
+            result.duplicates += 1
+            continue
+        seen.add(eid)
+        kind = str(event.get("event", ""))[:32]
+        new_rows.append({"sg_event_id": eid, "event": kind})
+        reason = REASONS.get(kind)
+        if kind == "bounce" and event.get("type") == "blocked":
+            reason = None
+        sub = _subscriber(session, event) if reason else None
+        if reason and sub is not None:
+            suppress(session, reason=reason, subscriber_id=sub.id)
+            result.suppressed += 1
+        else:
+            result.ignored += 1
+    if new_rows:
+        session.execute(insert(WT), new_rows)
     return result
+
+
+def handle_events(engine: Engine, events: list[dict[str, Any]]) -> WebhookResult:
+    """Apply each new event once (dedupe by ``sg_event_id``), the whole batch in one
+    transaction; unknown events are recorded only. Blocking: call it off the event loop.
+    When the same batch is delivered twice at once, the later commit fails on the unique
+    event ids and is redone once, finding them all handled."""
+    for attempt in (1, 2):
+        try:
+            with Session(engine) as session:
+                result = _apply(session, events)
+                session.commit()
+                return result
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -47,7 +47,7 @@ from newsletter.email.render import (
 )
 from newsletter.email.selection import select_all
 from newsletter.models import IssueRow, utcnow
-from subscribers.links import preferences_url, unsubscribe_url
+from subscribers.links import link_keys, preferences_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], None]
@@ -159,8 +159,10 @@ class _Sender:
         report: SendReport,
         render: Callable[[BodyKey], RenderedEmail],
         categories: tuple[str, ...],
+        keys: Mapping[int, str],
     ) -> None:
         self.engine, self.settings, self.backend = engine, settings, backend
+        self.keys = keys  # subscriber id -> link key: every digest brings fresh, dated links
         self.report, self.render, self.categories = report, render, categories
         self.policy = settings.delivery.in_flight_policy
         s = settings
@@ -169,10 +171,11 @@ class _Sender:
 
     def recipient(self, item: _Item) -> Recipient:
         sid = item.pending.subscriber_id
+        key = self.keys[sid]
         links = link_substitutions(
             {
-                "unsubscribe_url": unsubscribe_url(self.settings, sid),
-                "preferences_url": preferences_url(self.settings, sid),
+                "unsubscribe_url": unsubscribe_url(self.settings, sid, key),
+                "preferences_url": preferences_url(self.settings, sid, key),
             }
         )
         headers = digest_headers(
@@ -254,8 +257,8 @@ def _links_size(settings: Settings) -> int:
     """Room kept for a recipient's two links in the substitutions limit (a long id's links)."""
     try:
         links = {
-            "-unsubscribe_url-": unsubscribe_url(settings, 10**15),
-            "-preferences_url-": preferences_url(settings, 10**15),
+            "-unsubscribe_url-": unsubscribe_url(settings, 10**15, "k" * 32),
+            "-preferences_url-": preferences_url(settings, 10**15, "k" * 32),
         }
     except ValueError:  # no secret key: the recipients fail later with that message
         return 1000
@@ -379,7 +382,8 @@ def send_issue(
             return content
 
         with _timed(t, "send"):
-            runner = _Sender(engine, settings, chosen, report, render, categories)
+            keys = link_keys(engine, emails)
+            runner = _Sender(engine, settings, chosen, report, render, categories, keys)
             report.waves = run_waves(
                 plan_batches(groups, chosen.max_batch),
                 concurrency=settings.delivery.concurrency,

@@ -52,8 +52,8 @@ def preview_email(
     try:
         personal = link_substitutions(
             {
-                "unsubscribe_url": links.unsubscribe_url(settings, prefs.id),
-                "preferences_url": links.preferences_url(settings, prefs.id),
+                "unsubscribe_url": links.unsubscribe_url(settings, prefs.id, row.link_key),
+                "preferences_url": links.preferences_url(settings, prefs.id, row.link_key),
             }
         )
     except ValueError as exc:

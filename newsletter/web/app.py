@@ -14,44 +14,26 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import Engine
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, upgrade
 from newsletter.paths import templates_dir
-from newsletter.web import errors
+from newsletter.web import errors, redact
+from newsletter.web.after_response import AfterResponse
+from newsletter.web.body_limit import BodyLimit
 from newsletter.web.pages import make_templates
-from newsletter.web.security import SecurityHeaders, require_secret_key
+from newsletter.web.security import (
+    SecurityHeaders,
+    headers_for,
+    require_admin_token,
+    require_secret_key,
+)
+from newsletter.web.webhooks import PATH as WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
-
 # Started with the app when the scheduler is enabled; returns a stop function (or None).
 BackgroundStarter = Callable[[Settings, Engine], Callable[[], None] | None]
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (forms here are tiny) before parsing."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", []):
-                if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 413,
-                            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": b"Request too large\n"})
-                    return
-        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -62,21 +44,27 @@ def create_app(
     background: BackgroundStarter | None = None,
     migrate: bool = True,
 ) -> FastAPI:
-    """Build the app. Refuses a missing or weak ``NEWSLETTER_SECRET_KEY`` (ConfigError).
-    Migrations run at startup (``migrate``); ``background`` (the scheduler) starts after them."""
+    """Build the app. Refuses a missing or weak ``NEWSLETTER_SECRET_KEY`` and a short
+    ``NEWSLETTER_ADMIN_TOKEN`` (ConfigError). Migrations run at startup (``migrate``);
+    ``background`` (the scheduler) starts after them."""
     require_secret_key(settings)
+    require_admin_token(settings)
     db = engine if engine is not None else make_engine(settings.database_url)
+    after_response = AfterResponse()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             upgrade(db)
+        log_filter = redact.install()  # after uvicorn has configured its loggers
         stop = background(settings, db) if background is not None else None
         try:
             yield
         finally:
             if stop is not None:
                 stop()
+            after_response.close()
+            redact.uninstall(log_filter)
 
     app = FastAPI(
         title=settings.site_name,
@@ -89,9 +77,15 @@ def create_app(
     app.state.settings = settings
     app.state.engine = db
     app.state.templates = make_templates()
+    app.state.after_response = after_response
     errors.install(app)
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit)
+    # The body limit sits inside the headers, so its 413 carries them too.
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.web.max_body_bytes,
+        limits={WEBHOOK_PATH: settings.web.webhook_max_body_bytes},
+    )
+    app.add_middleware(SecurityHeaders, headers=headers_for(settings))
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
     if routers is None:
         from newsletter.web.routers import default_routers

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from newsletter.web.pages import render
+from newsletter.web.redact import redact_path
 from newsletter.web.security import apply_security_headers
 from subscribers.errors import SubscriberError
 
@@ -64,7 +65,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    path = redact_path(request.url.path)
+    log.exception("unhandled error on %s %s", request.method, path, exc_info=exc)
     response = HTMLResponse(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>Error</title>"
         '<link rel=stylesheet href="/static/site.css"></head><body><main><section class=card>'
@@ -72,7 +74,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
         '<p><a href="/">Back to the home page</a></p></section></main></body></html>',
         status_code=500,
     )
-    return apply_security_headers(response)
+    return apply_security_headers(response, getattr(request.app.state, "settings", None))
 
 
 def install(app: FastAPI) -> None:

@@ -1,10 +1,10 @@
-"""Operations endpoints: ``/healthz``, ``/metrics`` (Prometheus text, a registry per app) and
-``POST /admin/run`` (Bearer ``NEWSLETTER_ADMIN_TOKEN``; absent when no token is configured)."""
+"""Operations endpoints: ``/healthz``, ``/metrics`` (Prometheus text, a registry per app; Bearer
+``NEWSLETTER_ADMIN_TOKEN`` unless ``web.metrics_public``) and ``POST /admin/run`` (Bearer
+``NEWSLETTER_ADMIN_TOKEN``; absent when no token is configured)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +24,7 @@ from newsletter.models import IssueRow, RunRow
 from newsletter.runner import waiting_by_issue
 from newsletter.scheduler import stored_next_run
 from newsletter.service import launcher_for
+from newsletter.web.admin_auth import refusal
 from newsletter.web.deps import EngineDep
 
 router = APIRouter()
@@ -179,22 +180,20 @@ def metrics_registry(engine: Engine) -> CollectorRegistry:
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
+    """Public with ``web.metrics_public``; otherwise for the admin token only (404 when none is
+    configured, like ``/admin/run``)."""
+    settings: Settings = request.app.state.settings
+    if not settings.web.metrics_public:
+        if settings.admin_token is None or not settings.admin_token.get_secret_value():
+            raise HTTPException(status_code=404)
+        refused = refusal(request, settings, request.app.state.engine)
+        if refused is not None:
+            return refused
     registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
     if registry is None:
         registry = metrics_registry(request.app.state.engine)
         request.app.state.metrics_registry = registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def token_ok(settings: Settings, header: str | None) -> bool:
-    """Constant-time comparison of ``Authorization: Bearer <token>`` with the admin token."""
-    if settings.admin_token is None or not header:
-        return False
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return False
-    expected = settings.admin_token.get_secret_value().encode("utf-8")
-    return hmac.compare_digest(given.strip().encode("utf-8"), expected)
 
 
 @admin_router.api_route("/admin/run", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
@@ -205,12 +204,9 @@ def admin_run(request: Request, date: str | None = None) -> Response:
         raise HTTPException(status_code=404)
     if request.method != "POST":
         raise HTTPException(status_code=405, headers={"Allow": "POST"})
-    if not token_ok(settings, request.headers.get("authorization")):
-        return JSONResponse(
-            {"error": "a valid admin token is required"},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="admin"'},
-        )
+    refused = refusal(request, settings, request.app.state.engine)
+    if refused is not None:
+        return refused
     day: dt.date | None = None
     if date is not None:
         try:

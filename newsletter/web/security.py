@@ -1,4 +1,4 @@
-"""Security headers, CSRF (signed double-submit cookie) and the secret-key check."""
+"""Security headers, CSRF (signed double-submit cookie), the secret-key and admin-token checks."""
 
 from __future__ import annotations
 
@@ -41,6 +41,30 @@ SECURITY_HEADERS: dict[str, str] = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts of the domain are not ours
+MIN_ADMIN_TOKEN_LEN = 32
+
+
+def headers_for(settings: Settings) -> dict[str, str]:
+    """The headers of every answer; HSTS too when the site is served over https (its links
+    carry tokens in their paths, which must never travel in clear)."""
+    if settings.base_url.startswith("https://"):
+        return {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS}
+    return dict(SECURITY_HEADERS)
+
+
+def require_admin_token(settings: Settings) -> None:
+    """A configured admin token must be long enough to resist guessing (failed attempts are
+    also throttled); refuse to start with a short one, like a short secret key."""
+    if settings.admin_token is None:
+        return
+    token = settings.admin_token.get_secret_value()
+    if token and len(token) < MIN_ADMIN_TOKEN_LEN:
+        raise ConfigError(
+            f"NEWSLETTER_ADMIN_TOKEN is too short ({len(token)} characters, at least "
+            f"{MIN_ADMIN_TOKEN_LEN}); generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
 
 
 def require_secret_key(settings: Settings) -> str:
@@ -67,11 +91,12 @@ def require_secret_key(settings: Settings) -> str:
 
 
 class SecurityHeaders:
-    """Adds the headers above to every response, and ``no-store`` to anything not static
-    (pages behind signed links show personal data)."""
+    """Adds ``headers`` (``headers_for(settings)``) to every response, and ``no-store`` to
+    anything not static (pages behind signed links show personal data)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: dict[str, str] | None = None) -> None:
         self.app = app
+        self.headers = [(k.encode(), v.encode()) for k, v in (headers or SECURITY_HEADERS).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,9 +108,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                for name, value in SECURITY_HEADERS.items():
-                    if name.lower().encode() not in present:
-                        headers.append((name.encode(), value.encode()))
+                for name, value in self.headers:
+                    if name.lower() not in present:
+                        headers.append((name, value))
                 if not static and b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -94,9 +119,9 @@ class SecurityHeaders:
         await self.app(scope, receive, wrapped)
 
 
-def apply_security_headers(response: Response) -> Response:
+def apply_security_headers(response: Response, settings: Settings | None = None) -> Response:
     """For responses made outside the middleware (the last-resort 500 handler)."""
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in (headers_for(settings) if settings else SECURITY_HEADERS).items():
         response.headers.setdefault(name, value)
     response.headers.setdefault("Cache-Control", "no-store")
     return response

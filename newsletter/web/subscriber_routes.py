@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
@@ -23,8 +23,9 @@ from newsletter.web.pages import render
 from newsletter.web.security import CSRF_FIELD, csrf_valid
 from subscribers import access, ratelimit, service
 from subscribers.emails import already_subscribed_message, confirmation_message
-from subscribers.errors import CsrfFailed, InvalidInput, InvalidLink
+from subscribers.errors import CsrfFailed, InvalidInput, InvalidLink, RateLimited
 from subscribers.links import link, preferences_url, unsubscribe_url
+from subscribers.models import Subscriber
 from subscribers.validation import MAX_PAPERS_LIMIT, email_hash, make_preferences, normalise_email
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,9 @@ def process_signup(
     categories: list[str],
     origin: service.Origin,
 ) -> None:
-    """The part of a signup whose work depends on whether the address is known. It runs after
-    the answer has been sent, so the answer's content and timing cannot tell."""
+    """The part of a signup whose work depends on whether the address is known. It runs in
+    the app's ``after_response`` worker, beside the server, so neither the answer nor the next
+    request on the same connection can tell from content or timing."""
     try:
         with session_scope(engine) as session:
             outcome = service.subscribe(
@@ -98,12 +100,12 @@ def process_signup(
                 origin=origin,
             )
         if outcome.action == "confirm" and outcome.subscriber_id is not None:
-            url = link(settings, "confirm", outcome.subscriber_id, outcome.nonce)
+            url = link(settings, "confirm", outcome.subscriber_id, outcome.link_key, outcome.nonce)
             send_message(
                 settings, confirmation_message(settings, to=outcome.email, confirm_url=url)
             )
         elif outcome.action == "already-active" and outcome.subscriber_id is not None:
-            url = preferences_url(settings, outcome.subscriber_id)
+            url = preferences_url(settings, outcome.subscriber_id, outcome.link_key)
             send_message(
                 settings,
                 already_subscribed_message(settings, to=outcome.email, preferences_url=url),
@@ -116,7 +118,6 @@ def process_signup(
 @router.post("/subscribe")
 def subscribe(
     request: Request,
-    background: BackgroundTasks,
     session: SessionDep,
     settings: SettingsDep,
     engine: EngineDep,
@@ -136,22 +137,30 @@ def subscribe(
     except InvalidInput as exc:
         return _home(request, session, settings, error=exc.message, form=form, status_code=400)
     now = dt.datetime.now(dt.UTC)
-    ip = client_ip(request) or "unknown"
-    ratelimit.enforce(
+    # Both keys are counted whatever happens, so the work done does not depend on which is
+    # spent. The per-IP limit refuses (429); the per-address quota only stops the e-mails: a
+    # stranger who spends it cannot make the owner's own signups fail, nor flood their inbox.
+    ip_ok = ratelimit.hit(
         session,
-        limits=[
-            (f"signup-ip:{ip}", settings.web.signup_limit_per_ip_per_hour, dt.timedelta(hours=1)),
-            (
-                f"signup-addr:{email_hash(address)[:32]}",
-                settings.web.signup_limit_per_address_per_day,
-                dt.timedelta(days=1),
-            ),
-        ],
+        key=f"signup-ip:{ratelimit.ip_bucket(client_ip(request))}",
+        limit=settings.web.signup_limit_per_ip_per_hour,
+        window=dt.timedelta(hours=1),
+        now=now,
+    )
+    address_ok = ratelimit.hit(
+        session,
+        key=f"signup-addr:{email_hash(address)[:32]}",
+        limit=settings.web.signup_limit_per_address_per_day,
+        window=dt.timedelta(days=1),
         now=now,
     )
     session.commit()
-    if not website:  # a filled honeypot gets the same answer and nothing else
-        background.add_task(
+    if not ip_ok:
+        raise RateLimited(
+            "You have tried to sign up too many times. Please wait a while and try again."
+        )
+    if not website and address_ok:  # a filled honeypot gets the same answer and nothing else
+        request.app.state.after_response.submit(
             process_signup,
             engine,
             settings,
@@ -181,9 +190,10 @@ def confirm_page(
     request: Request, token: str, session: SessionDep, settings: SettingsDep
 ) -> Response:
     sub, data = access.subscriber_for(session, settings, "confirm", token)
-    if sub.status == "active" and data.nonce != sub.token_nonce:
-        return _confirmed(request, settings, sub.id or 0, already=True)
-    if data.nonce != sub.token_nonce:
+    state = service.confirmation_state(session, sub, data.nonce)
+    if state == "already":
+        return _confirmed(request, settings, sub, already=True)
+    if state == "used":
         raise InvalidLink("this confirmation link has already been used")
     return render(
         request,
@@ -197,19 +207,36 @@ def confirm_page(
     )
 
 
-def _confirmed(request: Request, settings: Settings, sub_id: int, *, already: bool) -> Response:
+def _confirmed(request: Request, settings: Settings, sub: Subscriber, *, already: bool) -> Response:
+    """After a confirmation. A used confirmation link gives no links: it is not a credential,
+    the links in every digest (and the preferences e-mail of a new signup) are."""
+    if already:
+        return render(
+            request,
+            "web/message.html",
+            {
+                "heading": "You are already subscribed",
+                "lines": [
+                    "This confirmation link has been used already: your subscription is active.",
+                    "To change what you receive or to unsubscribe, use the links at the bottom "
+                    "of your latest digest.",
+                ],
+            },
+            with_csrf=False,
+        )
+    sub_id, key = sub.id or 0, sub.link_key
     return render(
         request,
         "web/message.html",
         {
-            "heading": "You are already subscribed" if already else "You are subscribed",
+            "heading": "You are subscribed",
             "lines": [
                 "Your first digest arrives with the next arXiv announcement.",
                 "You can choose keywords, categories and how many papers you get at any time.",
             ],
             "links": [
-                ("Choose your preferences", preferences_url(settings, sub_id)),
-                ("Unsubscribe", unsubscribe_url(settings, sub_id)),
+                ("Choose your preferences", preferences_url(settings, sub_id, key)),
+                ("Unsubscribe", unsubscribe_url(settings, sub_id, key)),
             ],
         },
         with_csrf=False,
@@ -231,7 +258,7 @@ def confirm(
         session, subscriber_id=sub.id or 0, nonce=data.nonce, origin=_origin(request, "confirm")
     )
     session.commit()
-    return _confirmed(request, settings, sub.id or 0, already=already)
+    return _confirmed(request, settings, sub, already=already)
 
 
 def _preferences_page(
@@ -244,7 +271,7 @@ def _preferences_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    sub_id = sub.id or 0
+    sub_id, key = sub.id or 0, sub.link_key
     return render(
         request,
         "web/preferences.html",
@@ -261,9 +288,9 @@ def _preferences_page(
             "saved": saved,
             "error": error,
             "action_url": f"/preferences/{token}",
-            "unsubscribe_url": unsubscribe_url(settings, sub_id),
-            "export_url": link(settings, "export", sub_id),
-            "erase_url": link(settings, "erase", sub_id),
+            "unsubscribe_url": unsubscribe_url(settings, sub_id, key),
+            "export_url": link(settings, "export", sub_id, key),
+            "erase_url": link(settings, "erase", sub_id, key),
         },
         status_code=status_code,
     )
@@ -311,7 +338,16 @@ def save_preferences(
     return RedirectResponse(f"/preferences/{token}?saved=1", status_code=303)
 
 
-def _unsubscribed_page(request: Request, settings: Settings, token: str) -> Response:
+def _unsubscribed_page(
+    request: Request, settings: Settings, token: str, *, can_resubscribe: bool = True
+) -> Response:
+    if not can_resubscribe:
+        return render(
+            request,
+            "web/message.html",
+            {"heading": "You are unsubscribed", "lines": ["You will not receive more digests."]},
+            with_csrf=False,
+        )
     return render(
         request,
         "web/message.html",
@@ -333,9 +369,20 @@ def _unsubscribed_page(request: Request, settings: Settings, token: str) -> Resp
 def unsubscribe_page(
     request: Request, token: str, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    sub, _ = access.subscriber_for(session, settings, "unsubscribe", token)
+    sub, data = access.subscriber_for(session, settings, "unsubscribe", token)
+    legacy = not data.key  # a link from before link keys: it can unsubscribe, nothing more
     if sub.status != "active" and sub.status != "pending":
-        return _unsubscribed_page(request, settings, token)
+        return _unsubscribed_page(request, settings, token, can_resubscribe=not legacy)
+    links = (
+        []
+        if legacy
+        else [
+            (
+                "Change what you receive instead",
+                preferences_url(settings, sub.id or 0, sub.link_key),
+            )
+        ]
+    )
     return render(
         request,
         "web/message.html",
@@ -344,7 +391,7 @@ def unsubscribe_page(
             "lines": [f"Stop sending {settings.site_name} to {sub.email}?"],
             "action_url": f"/unsubscribe/{token}",
             "button": "Unsubscribe",
-            "links": [("Change what you receive instead", preferences_url(settings, sub.id or 0))],
+            "links": links,
         },
     )
 
@@ -359,28 +406,26 @@ def unsubscribe(
     action: TextField = "",
     one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "",
 ) -> Response:
-    sub, _ = access.subscriber_for(session, settings, "unsubscribe", token)
+    sub, data = access.subscriber_for(session, settings, "unsubscribe", token)
+    legacy = not data.key
     if one_click == "One-Click":  # RFC 8058: no cookie, no CSRF token, 200 without redirect
         service.unsubscribe(
             session, subscriber_id=sub.id or 0, origin=_origin(request, "one-click")
         )
         session.commit()
-        return render(
-            request,
-            "web/message.html",
-            {"heading": "You are unsubscribed", "lines": ["You will not receive more digests."]},
-            with_csrf=False,
-        )
+        return _unsubscribed_page(request, settings, token, can_resubscribe=False)
     _check_csrf(request, settings, csrf)
     if action == "resubscribe":
-        service.resubscribe(
+        if legacy:
+            raise InvalidLink("this older link can only unsubscribe")
+        sub = service.resubscribe(
             session, subscriber_id=sub.id or 0, origin=_origin(request, "resubscribe")
         )
         session.commit()
-        return _confirmed(request, settings, sub.id or 0, already=False)
+        return _confirmed(request, settings, sub, already=False)
     service.unsubscribe(session, subscriber_id=sub.id or 0, origin=_origin(request, "unsubscribe"))
     session.commit()
-    return _unsubscribed_page(request, settings, token)
+    return _unsubscribed_page(request, settings, token, can_resubscribe=not legacy)
 
 
 @router.get("/export/{token}")
