@@ -227,10 +227,6 @@ def issue_exists(session: Session, date: dt.date) -> bool:
     return session.exec(select(IssueRow.id).where(IssueRow.date == date)).first() is not None
 
 
-def issue_id_for(session: Session, date: dt.date) -> int | None:
-    return session.exec(select(IssueRow.id).where(IssueRow.date == date)).first()
-
-
 def list_issues(session: Session) -> list[IssueSummary]:
     """Every issue, newest first, with its counts."""
     pool_sizes = (

@@ -14,12 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 from starlette.testclient import TestClient
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.delivery_models import Delivery
-from newsletter.models import RunRow
+from newsletter.models import IssueRow, RunRow
 from newsletter.service import launcher_for
 from newsletter.summaries.prompt import load_prompt
 from newsletter.web.app import create_app
@@ -281,9 +282,7 @@ def test_metrics_from_runs_and_deliveries(site: Any) -> None:
         subs = [Subscriber(email=f"s{i}@example.org", status="active") for i in range(3)]
         session.add_all(subs)
         session.flush()
-        from newsletter.issue_store import issue_id_for
-
-        issue_id = issue_id_for(session, DAY)
+        issue_id = session.exec(select(IssueRow.id).where(IssueRow.date == DAY)).first()
         for sub, status in zip(subs, ("sent", "sent", "failed"), strict=True):
             session.add(
                 Delivery(
