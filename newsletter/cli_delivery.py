@@ -9,14 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
+from newsletter.cli_app import ConfigOption, console, date_option, err_console, get_settings
 
 
-@app.command("send")
 def send(
-    date: Annotated[
-        str | None, typer.Option("--date", help="Issue date YYYY-MM-DD (default: today, UTC)")
-    ] = None,
+    date: Annotated[dt.date | None, date_option("Issue date (default: today, UTC)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Send a built issue to every active subscriber not yet sent to (SIGTERM stops gracefully)."""
@@ -25,7 +22,7 @@ def send(
     from newsletter.delivery.send import SendError, send_issue
 
     settings = get_settings(config)
-    day = parse_date(date) or dt.datetime.now(dt.UTC).date()
+    day = date or dt.datetime.now(dt.UTC).date()
     stop = threading.Event()
 
     def _on_term(_signum: int, _frame: Any) -> None:
@@ -36,10 +33,10 @@ def send(
     try:
         report = send_issue(engine, settings, day, stop=stop)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+        err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     except SendError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+        err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     finally:
         engine.dispose()
@@ -50,7 +47,7 @@ def send(
         + (" (stopped early: run again to finish)" if report.stopped else "")
     )
     if report.in_flight:
-        console.print(
+        err_console.print(
             f"[yellow]{len(report.in_flight)} deliveries were in flight when a previous run "
             f"stopped; policy {settings.delivery.in_flight_policy!r} applied[/yellow]"
         )

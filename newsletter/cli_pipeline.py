@@ -6,7 +6,6 @@ Exit codes: 0 success (also "no announcement"), 1 failure, 2 usage or configurat
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import signal
 import threading
 import traceback
@@ -16,14 +15,18 @@ from typing import Annotated
 import typer
 
 from newsletter.arxiv_source import AnnouncementDateError
-from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
+from newsletter.cli_app import (
+    ConfigOption,
+    DebugOption,
+    console,
+    date_option,
+    err_console,
+    get_settings,
+    parse_date,
+)
 from newsletter.config import ConfigError, Settings
 from newsletter.db import display_url
 from newsletter.pipeline import RunResult, run_pipeline
-
-DebugOption = Annotated[
-    bool, typer.Option("--debug", help="Show tracebacks and debug log lines on failure")
-]
 
 
 def _is_usage_error(exc: BaseException | None) -> bool:
@@ -42,65 +45,47 @@ def report(result: RunResult, *, debug: bool) -> int:
         console.print(f"[yellow]{result.message}[/yellow]", highlight=False, soft_wrap=True)
         return 0
     if result.outcome == "stopped":
-        console.print(f"[yellow]{result.message}[/yellow]", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]{result.message}[/yellow]")
         return 1
-    console.print(f"[red]error:[/red] {result.message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {result.message}")
     if debug and result.error is not None:
         traceback.print_exception(result.error)
     elif result.error is not None:
-        console.print("(run again with --debug for the traceback)", highlight=False, soft_wrap=True)
+        err_console.print("(run again with --debug for the traceback)")
     return 2 if _is_usage_error(result.error) else 1
 
 
-_CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "arxiv")
-
-
-def _tune_logging(debug: bool) -> None:
-    """Our own lines at the configured level; libraries' request chatter only with --debug."""
-    if debug:
-        logging.getLogger().setLevel(logging.DEBUG)
-        return
-    for name in _CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@app.command("run")
 def run(
-    date: Annotated[
-        str | None,
-        typer.Option("--date", metavar="YYYY-MM-DD", help="Build (or rebuild) this day's issue"),
-    ] = None,
+    date: Annotated[dt.date | None, date_option("Build (or rebuild) this day's issue")] = None,
     no_send: Annotated[
         bool, typer.Option("--no-send", help="Build the issue, send nothing")
     ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
     today: Annotated[
-        str | None,
+        dt.date | None,
         typer.Option(
             "--today",
             metavar="YYYY-MM-DD",
+            parser=parse_date,
             help="Take this as arXiv's current date (when replaying a recorded arXiv)",
         ),
     ] = None,
 ) -> None:
     """Fetch the day's announcement, rank it, store the issue, write the archive and send."""
-    day = parse_date(date)
-    pinned = parse_date(today)
-    settings = get_settings(config)
-    _tune_logging(debug)
+    settings = get_settings(config, debug=debug)
     if not no_send:
         from newsletter.delivery.preflight import check_ready
 
         try:
             check_ready(settings)
         except ConfigError as exc:
-            console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
     raise typer.Exit(
-        _locked_run(settings, day, debug=debug, send=not no_send, today=pinned, stop=stop)
+        _locked_run(settings, date, debug=debug, send=not no_send, today=today, stop=stop)
     )
 
 
@@ -123,22 +108,17 @@ def _locked_run(
         try:
             upgrade(engine)
         except Exception as exc:
-            console.print(
+            err_console.print(
                 f"[red]error:[/red] database {display_url(settings.database_url)!r} could not be "
-                f"prepared: "
-                f"{exc}",
-                highlight=False,
-                soft_wrap=True,
+                f"prepared: {exc}"
             )
             return 1
         locked_day = day or run_day(settings)
         lock = DayLock(engine, lock_name(locked_day))
         if not lock.acquire():
-            console.print(
+            err_console.print(
                 f"[red]error:[/red] another run of {locked_day} is in progress (scheduler or "
-                "another `newsletter run`); try again when it has finished",
-                highlight=False,
-                soft_wrap=True,
+                "another `newsletter run`); try again when it has finished"
             )
             return 1
         try:
@@ -147,7 +127,7 @@ def _locked_run(
                 date=day,
                 send=send,
                 trigger="cli",
-                console=console,
+                console=err_console,
                 today=today,
                 stop=stop,
                 engine=engine,
@@ -178,15 +158,17 @@ def _print_demo_outputs(settings: Settings, out: Path, result: RunResult) -> Non
         soft_wrap=True,
     )
     if not settings.keywords:
-        console.print(
+        err_console.print(
             "[yellow]no keywords configured: the digest is empty; see config.json[/yellow]"
         )
 
 
-@app.command("demo")
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for the demo's database, archive and outbox")
+        Path,
+        typer.Option(
+            "--out", metavar="DIR", help="Directory for the demo's database, archive and outbox"
+        ),
     ] = Path("demo-output"),
     config: ConfigOption = None,
     debug: DebugOption = False,
@@ -202,8 +184,7 @@ def demo(
         write_previews,
     )
 
-    settings = get_settings(config)
-    _tune_logging(debug)
+    settings = get_settings(config, debug=debug)
     out.mkdir(parents=True, exist_ok=True)
     reset_outputs(out)
     with demo_server() as server:
@@ -221,7 +202,7 @@ def demo(
                 local,
                 date=server.date,
                 trigger="demo",
-                console=console,
+                console=err_console,
                 today=server.date,
                 engine=engine,
                 client=None,
