@@ -1,5 +1,6 @@
 """What ``newsletter serve`` is about to do, said once on start: where the site is, where mail
-goes, when the digest runs and which database it uses (never a password)."""
+goes, when the digest runs and which database it uses (never a password). Which config file was
+read is said by every command already (``newsletter.cli_app.get_settings``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from newsletter.config import Settings, describe_source
+from newsletter.config import Settings
 from newsletter.crontab import crontab_trigger, next_fire_times
 from newsletter.db import display_url
 
@@ -45,7 +46,6 @@ def startup_lines(
 ) -> list[str]:
     """The report, one fact a line (pure: tests read it without starting a server)."""
     return [
-        describe_source(settings),
         f"site: {settings.base_url}",
         delivery_line(settings),
         schedule_line(settings, scheduler=scheduler, now=now or dt.datetime.now(dt.UTC)),
