@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -83,3 +85,17 @@ def test_one_date_type_says_what_is_wrong(
     code, output = invoke(*command, "--date", value)
     assert code == 2
     assert message in " ".join(output.replace("│", " ").split())
+
+
+def test_the_shared_cli_module_and_subscribers_import_no_command_module() -> None:
+    """No cycle: commands import ``newsletter.cli_app``; only ``newsletter.cli`` imports them."""
+    code = (
+        "import sys, newsletter.cli_app, subscribers.cli; "
+        "print(sorted(m for m in sys.modules if m in ('newsletter.cli', 'newsletter.cli_db', "
+        "'newsletter.cli_pipeline', 'newsletter.cli_delivery', 'newsletter.cli_email', "
+        "'newsletter.serve')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -296,6 +296,7 @@ class SendGridBackend:
                 "Authorization": f"Bearer {api_key}",
                 "Accept": "application/json",
                 "User-Agent": USER_AGENT,
+                **JSON_HEADERS,  # every request is a JSON body
             },
             timeout=timeout,
         )
@@ -327,9 +328,7 @@ class SendGridBackend:
             with self._count_lock:
                 self.requests += 1
             try:
-                response = self.http.get().post(
-                    MAIL_SEND_PATH, content=payload, headers=JSON_HEADERS
-                )
+                response = self.http.get().post(MAIL_SEND_PATH, content=payload)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # No connection, so no request: safe to try again.
                 error, retry_after = f"SendGrid unreachable: {exc}", None
