@@ -26,10 +26,12 @@ def _close_all(clients: list[httpx.Client], lock: threading.Lock) -> None:
 
 
 class ThreadClients:
-    """An ``httpx.Client`` per thread, all with the same base URL, headers and timeout."""
+    """An ``httpx.Client`` per thread, all with the same base URL, headers and timeout, and one
+    TLS context between them (a context per client would load the CA store 32 times: ~1 MB each)."""
 
     def __init__(self, base_url: str, *, headers: Mapping[str, str], timeout: float) -> None:
         self.base_url, self.headers, self.timeout = base_url, dict(headers), timeout
+        self._tls = httpx.create_ssl_context()
         self._local = threading.local()
         self._all: list[httpx.Client] = []
         self._lock = threading.Lock()
@@ -40,7 +42,7 @@ class ThreadClients:
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
             client = httpx.Client(
-                base_url=self.base_url, headers=self.headers, timeout=self.timeout
+                base_url=self.base_url, headers=self.headers, timeout=self.timeout, verify=self._tls
             )
             self._local.client = client
             with self._lock:
