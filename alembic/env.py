@@ -6,7 +6,7 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 from alembic import context
-from newsletter.db import import_all_models, normalise_url
+from newsletter.db import import_all_models, include_object, normalise_url
 
 import_all_models()
 target_metadata = SQLModel.metadata
@@ -17,6 +17,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

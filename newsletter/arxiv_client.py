@@ -1,12 +1,13 @@
-"""The one client that talks to arXiv: feed, API (through the `arxiv` package) and PDFs.
+"""The one client that talks to arXiv: feed, API and PDFs, all through one ``httpx.Client``.
 
 It owns arXiv's manners in one place: at most one request per ``delay_seconds`` across all three
 services (measured with the injected clock, waited out with the injected sleep), a timeout on
-every request, retries with exponential backoff on 429, 5xx, timeouts, and empty or malformed
-pages (a ``Retry-After`` header is honoured), and an ArxivError naming the URL and the number of
-tries when arXiv stays unavailable. The `arxiv` package builds the API queries and parses the
-results, but its own sleeping and retrying are switched off (``delay_seconds=0``,
-``num_retries=0``) and its HTTP goes through this client, so no request escapes the rate limit.
+every request, retries with exponential backoff on 429, 5xx, read timeouts, and empty or
+malformed pages (a ``Retry-After`` header is honoured), and an ArxivError naming the URL and the
+number of tries when arXiv stays unavailable. A failure to connect at all (DNS, refused, connect
+timeout) is not arXiv being busy: it is tried ``CONNECT_TRIES`` times, seconds apart, then
+reported. API queries and their Atom pages are ``newsletter.arxiv_api``'s (no `arxiv` package:
+it offers no public way to route its requests through this client).
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
-import arxiv
 import httpx
 from lxml import etree
 
 from newsletter import __version__
-from newsletter.arxiv_feed import ARXIV_ID_RE, NS, normalise_text, normalise_title
+from newsletter.arxiv_api import parse_api_page, query_url
+from newsletter.arxiv_feed import ARXIV_ID_RE, NS
 from newsletter.config import ArxivSettings
 from newsletter.domain import Paper
 from newsletter.retry_after import retry_after_seconds
@@ -36,6 +37,10 @@ DEFAULT_USER_AGENT = f"arxiv-newsletter/{__version__} (self-hosted daily digest)
 _MAX_PAGE_BYTES = 64_000_000
 _OPENSEARCH = "http://a9.com/-/spec/opensearch/1.1/"
 _ERROR_ID_PREFIX = "https://arxiv.org/api/errors"
+# No connection at all (a DNS failure, a refused or timed-out connect) is retried briefly: the
+# network or the configured URL is wrong, and waiting minutes for arXiv will not fix it.
+CONNECT_TRIES = 2
+CONNECT_RETRY_SECONDS = 1.0
 
 
 class ArxivError(Exception):
@@ -132,56 +137,6 @@ def check_pdf(body: bytes) -> _Verdict:
     return _OK
 
 
-def paper_from_result(result: Any) -> Paper:
-    """An `arxiv.Result` as our Paper (announce type is the caller's to set)."""
-    short = result.get_short_id()
-    match = ARXIV_ID_RE.fullmatch(short)
-    if match is None:
-        raise ValueError(f"unexpected arXiv id {short!r} in API result")
-    categories = tuple(result.categories)
-    return Paper(
-        arxiv_id=match.group("id"),
-        version=int(match.group("v") or 1),
-        title=normalise_title(result.title),
-        abstract=normalise_text(result.summary),
-        authors=tuple(a.name for a in result.authors),
-        primary_category=result.primary_category or (categories[0] if categories else ""),
-        categories=categories,
-        published=result.published,
-        updated=result.updated,
-        comment=result.comment or None,
-        journal_ref=result.journal_ref or None,
-        doi=result.doi or None,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """The two attributes the `arxiv` package reads from its HTTP session's responses."""
-
-    status_code: int
-    content: bytes
-
-
-class _PackageSession:
-    """Stands in for the `arxiv` package's requests session: every GET goes through our client."""
-
-    def __init__(self, owner: ArxivClient) -> None:
-        self._owner = owner
-
-    def get(self, url: str, **_: Any) -> _Reply:
-        body = self._owner._get(url, what="arXiv API query", check=lambda b: check_api_page(url, b))
-        return _Reply(200, body)
-
-
-def _package_client(owner: ArxivClient, settings: ArxivSettings) -> Any:
-    """An `arxiv.Client` whose own sleeps and retries are off and whose HTTP is ours."""
-    client = arxiv.Client(page_size=settings.batch_size, delay_seconds=0.0, num_retries=0)
-    client.query_url_format = settings.api_url + "?{}"
-    client._session = _PackageSession(owner)
-    return client
-
-
 def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -210,7 +165,6 @@ class ArxivClient:
             headers={"User-Agent": user_agent},
             follow_redirects=True,
         )
-        self._api = _package_client(self, settings)
 
     def close(self) -> None:
         self._http.close()
@@ -259,6 +213,7 @@ class ArxivClient:
         """GET url politely; retry what is worth retrying; return the body or raise ArxivError."""
         attempts = self.settings.max_retries + 1
         backoff = 0.0
+        unreachable = 0
         for tries in range(1, attempts + 1):
             self._wait_turn(backoff)
             status: int | None = None
@@ -272,6 +227,17 @@ class ArxivClient:
                     url=url,
                     tries=tries,
                 ) from None
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                unreachable += 1
+                verdict = _Verdict(f"{type(exc).__name__}: {exc}")
+                if unreachable >= CONNECT_TRIES or tries == attempts:
+                    raise ArxivError(
+                        f"{what} failed: cannot connect to {urlsplit(url).netloc} after "
+                        f"{unreachable} tries ({verdict.problem}); check the network and the "
+                        f"arxiv.* URLs ({url})",
+                        url=url,
+                        tries=tries,
+                    ) from None
             except httpx.HTTPError as exc:
                 verdict = _Verdict(f"{type(exc).__name__}: {exc}")
             else:
@@ -306,6 +272,8 @@ class ArxivClient:
                 )
             cap = self.settings.max_backoff_seconds
             backoff = min(self.settings.backoff_seconds * 2 ** (tries - 1), cap)
+            if status is None and unreachable:
+                backoff = min(backoff, CONNECT_RETRY_SECONDS)
             if retry_after is not None:
                 if retry_after > cap:
                     raise ArxivError(
@@ -333,18 +301,28 @@ class ArxivClient:
         body = self._get(self.feed_url(categories), what="announcement feed", check=check_feed_page)
         return body.decode("utf-8", "replace")
 
-    def _run(self, search: Any) -> list[Paper]:
-        try:
-            results = list(self._api.results(search))
-        except arxiv.ArxivError as exc:  # only reachable if the package changes its checks
-            raise ArxivError(f"arXiv API query failed: {exc}", url=exc.url, tries=1) from exc
-        papers = []
-        for result in results:
-            try:
-                papers.append(paper_from_result(result))
-            except ValueError as exc:
-                log.warning("arXiv API: %s; entry skipped", exc)
-        return papers
+    def _query(
+        self, *, search_query: str = "", id_list: Sequence[str] = (), **sort: str
+    ) -> list[Paper]:
+        """Every result of an API query, page by page (``batch_size`` a page)."""
+        size = self.settings.batch_size
+        papers: list[Paper] = []
+        start = 0
+        while True:
+            url = query_url(
+                self.settings.api_url,
+                search_query=search_query,
+                id_list=id_list,
+                start=start,
+                max_results=size,
+                **sort,
+            )
+            body = self._get(url, what="arXiv API query", check=partial(check_api_page, url))
+            page = parse_api_page(body)
+            papers.extend(page.papers)
+            start += page.entries
+            if not page.entries or start >= page.total or id_list:
+                return papers
 
     def fetch_metadata(self, ids: Sequence[str]) -> dict[str, Paper]:
         """Full metadata by id (versions ignored), in id_list batches; missing ids are absent."""
@@ -357,8 +335,7 @@ class ArxivClient:
         wanted = list(dict.fromkeys(wanted))
         found: dict[str, Paper] = {}
         for batch in _batches(wanted, self.settings.batch_size):
-            search = arxiv.Search(id_list=list(batch), max_results=len(batch))
-            for paper in self._run(search):
+            for paper in self._query(id_list=batch):
                 if paper.arxiv_id in batch:
                     found[paper.arxiv_id] = paper
         return found
@@ -373,13 +350,12 @@ class ArxivClient:
         first = start.astimezone(dt.UTC).strftime(stamp)
         last = (end.astimezone(dt.UTC) - dt.timedelta(minutes=1)).strftime(stamp)
         cats = " OR ".join(f"cat:{c}" for c in categories)
-        search = arxiv.Search(
-            query=f"({cats}) AND submittedDate:[{first} TO {last}]",
-            max_results=None,
-            sort_by=arxiv.SortCriterion.SubmittedDate,
-            sort_order=arxiv.SortOrder.Ascending,
+        found = self._query(
+            search_query=f"({cats}) AND submittedDate:[{first} TO {last}]",
+            sort_by="submittedDate",
+            sort_order="ascending",
         )
-        papers = {p.arxiv_id: p for p in self._run(search) if start <= p.published < end}
+        papers = {p.arxiv_id: p for p in found if start <= p.published < end}
         return list(papers.values())
 
     def fetch_pdf(self, paper: Paper) -> bytes:

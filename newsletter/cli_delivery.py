@@ -13,14 +13,11 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
+from newsletter.cli_app import ConfigOption, date_option, err_console, get_settings
 
 
-@app.command("send")
 def send(
-    date: Annotated[
-        str | None, typer.Option("--date", help="Issue date YYYY-MM-DD (default: today, UTC)")
-    ] = None,
+    date: Annotated[dt.date | None, date_option("Issue date (default: today, UTC)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Send a built issue to every active subscriber not yet sent to (SIGTERM stops gracefully)."""
@@ -30,13 +27,15 @@ def send(
     from newsletter.runner import finish_day
 
     settings = get_settings(config)
-    day = parse_date(date) or dt.datetime.now(dt.UTC).date()
+    day = date or dt.datetime.now(dt.UTC).date()
     try:
         check_ready(settings)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
-    result = finish_day(settings, date=day, trigger="send", build=False, console=console, stop=stop)
+    result = finish_day(
+        settings, date=day, trigger="send", build=False, console=err_console, stop=stop
+    )
     raise typer.Exit(report(result, debug=False))

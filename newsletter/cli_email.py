@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
+from newsletter.cli_app import ConfigOption, console, date_option, err_console, get_settings
 from newsletter.db import make_engine, session_scope, upgrade
 from newsletter.email.preview import PreviewError, preview_email
 from newsletter.email.render import TemplateError
 
 
-@app.command("preview")
 def preview(
-    email: Annotated[str, typer.Option("--email", help="The subscriber's address")],
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write (text part: .txt beside)")],
-    date: Annotated[
-        str | None, typer.Option("--date", help="Issue date YYYY-MM-DD (default: the latest)")
-    ] = None,
+    email: Annotated[
+        str, typer.Option("--email", metavar="ADDRESS", help="The subscriber's address")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="FILE", help="HTML file to write (text part: .txt beside)"),
+    ],
+    date: Annotated[dt.date | None, date_option("Issue date (default: the latest)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Render one subscriber's digest e-mail from the database, as they would receive it."""
-    day = parse_date(date)
+    day = date
     settings = get_settings(config)
     if settings.secret_key is None:
-        console.print(
+        err_console.print(
             "[red]error:[/red] NEWSLETTER_SECRET_KEY is not set; the preview's unsubscribe and "
-            "preferences links are signed with it",
-            highlight=False,
-            soft_wrap=True,
+            "preferences links are signed with it"
         )
         raise typer.Exit(2)
     engine = make_engine(settings.database_url)
@@ -39,10 +40,10 @@ def preview(
         with session_scope(engine) as session:
             result = preview_email(session, settings, email, day)
     except PreviewError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     except TemplateError as exc:
-        console.print(f"[red]template error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]template error:[/red] {exc}")
         raise typer.Exit(1) from exc
     finally:
         engine.dispose()

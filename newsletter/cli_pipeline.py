@@ -6,7 +6,7 @@ Exit codes (``RunResult.exit_code``): 0 success (also "no announcement" and "alr
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 import signal
 import threading
 import traceback
@@ -15,15 +15,19 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli import ConfigOption, app, console, get_settings, parse_date
+from newsletter.cli_app import (
+    ConfigOption,
+    DebugOption,
+    console,
+    date_option,
+    err_console,
+    get_settings,
+    parse_date,
+)
 from newsletter.config import ConfigError, Settings
 from newsletter.db import display_url
 from newsletter.pipeline import RunResult
 from newsletter.runner import finish_day
-
-DebugOption = Annotated[
-    bool, typer.Option("--debug", help="Show tracebacks and debug log lines on failure")
-]
 
 
 def report(result: RunResult, *, debug: bool) -> int:
@@ -32,74 +36,56 @@ def report(result: RunResult, *, debug: bool) -> int:
         console.print(f"[green]done:[/green] {result.message}", highlight=False, soft_wrap=True)
         for name, path in result.outputs.items():
             console.print(f"  {name.replace('_', ' ')}: {path}", highlight=False, soft_wrap=True)
-    elif result.outcome in ("no-announcement", "already-done", "stopped"):
+    elif result.outcome in ("no-announcement", "already-done"):
         console.print(f"[yellow]{result.message}[/yellow]", highlight=False, soft_wrap=True)
+    elif result.outcome == "stopped":
+        err_console.print(f"[yellow]{result.message}[/yellow]")
     else:
-        console.print(f"[red]error:[/red] {result.message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {result.message}")
         if debug and result.error is not None:
             traceback.print_exception(result.error)
         elif result.error is not None:
-            console.print(
-                "(run again with --debug for the traceback)", highlight=False, soft_wrap=True
-            )
+            err_console.print("(run again with --debug for the traceback)")
     return result.exit_code
 
 
-_CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "arxiv")
-
-
-def _tune_logging(debug: bool) -> None:
-    """Our own lines at the configured level; libraries' request chatter only with --debug."""
-    if debug:
-        logging.getLogger().setLevel(logging.DEBUG)
-        return
-    for name in _CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@app.command("run")
 def run(
-    date: Annotated[
-        str | None,
-        typer.Option("--date", metavar="YYYY-MM-DD", help="Build (or rebuild) this day's issue"),
-    ] = None,
+    date: Annotated[dt.date | None, date_option("Build (or rebuild) this day's issue")] = None,
     no_send: Annotated[
         bool, typer.Option("--no-send", help="Build the issue, send nothing")
     ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
     today: Annotated[
-        str | None,
+        dt.date | None,
         typer.Option(
             "--today",
             metavar="YYYY-MM-DD",
+            parser=parse_date,
             help="Take this as arXiv's current date (when replaying a recorded arXiv)",
         ),
     ] = None,
 ) -> None:
     """Fetch the day's announcement, rank it, store the issue, write the archive and send."""
-    day = parse_date(date)
-    pinned = parse_date(today)
-    settings = get_settings(config)
-    _tune_logging(debug)
+    settings = get_settings(config, debug=debug)
     if not no_send:
         from newsletter.delivery.preflight import check_ready
 
         try:
             check_ready(settings)
         except ConfigError as exc:
-            console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
     result = finish_day(
         settings,
-        date=day,
+        date=date,
         send=not no_send,
-        rebuild=day is not None,
+        rebuild=date is not None,
         trigger="cli",
-        console=console,
-        today=pinned,
+        console=err_console,
+        today=today,
         stop=stop,
     )
     raise typer.Exit(report(result, debug=debug))
@@ -124,15 +110,17 @@ def _print_demo_outputs(settings: Settings, out: Path, result: RunResult) -> Non
         soft_wrap=True,
     )
     if not settings.keywords:
-        console.print(
+        err_console.print(
             "[yellow]no keywords configured: the digest is empty; see config.json[/yellow]"
         )
 
 
-@app.command("demo")
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for the demo's database, archive and outbox")
+        Path,
+        typer.Option(
+            "--out", metavar="DIR", help="Directory for the demo's database, archive and outbox"
+        ),
     ] = Path("demo-output"),
     config: ConfigOption = None,
     debug: DebugOption = False,
@@ -148,8 +136,7 @@ def demo(
         write_previews,
     )
 
-    settings = get_settings(config)
-    _tune_logging(debug)
+    settings = get_settings(config, debug=debug)
     out.mkdir(parents=True, exist_ok=True)
     reset_outputs(out)
     with demo_server() as server:
@@ -167,7 +154,7 @@ def demo(
                 local,
                 date=server.date,
                 trigger="demo",
-                console=console,
+                console=err_console,
                 today=server.date,
                 engine=engine,
             )

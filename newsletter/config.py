@@ -14,19 +14,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from newsletter.arxiv_taxonomy import unknown_category_message
+
 ENV_PREFIX = "NEWSLETTER_"
 CONFIG_ENV = "NEWSLETTER_CONFIG"
 DEFAULT_CONFIG_PATH = "./config.json"
+# NEWSLETTER_* variables that are not settings (every other one must name a setting).
+NON_SETTING_VARIABLES = frozenset({CONFIG_ENV})
+# Settings that are paths: relative ones in a config file are relative to that file's folder.
+PATH_SETTINGS = (("archive_dir",), ("delivery", "outbox_dir"), ("ai_summary", "prompt_file"))
 
 # Keys the old single-user bot wrote that served features this project does not carry.
 LEGACY_IGNORED_KEYS = frozenset({"fetch_ratings", "display_limit"})
@@ -35,7 +43,6 @@ DedupMethod = Literal["id", "title", "link"]
 AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
 _DEFAULT_ANNOUNCE_TYPES: tuple[AnnounceType, ...] = ("new", "cross")
 _SECRET: dict[str, Any] = {"secret": True}
-_CATEGORY_RE = re.compile(r"^[a-z\-]+(\.[A-Za-z\-]+)?$")
 
 
 class ConfigError(Exception):
@@ -140,6 +147,17 @@ class DeliverySettings(_Section):
     webhook_max_age_seconds: int = Field(600, ge=1, description="Reject older webhook events")
 
 
+def check_address(value: str | None) -> str | None:
+    """A plain address (``digest@example.org``, no display name): syntax only, no DNS."""
+    if value is None:
+        return None
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an e-mail address such as 'digest@example.org' ({exc})") from exc
+    return value
+
+
 class EmailSettings(_Section):
     """The sender's identity and the digest's wording."""
 
@@ -151,6 +169,8 @@ class EmailSettings(_Section):
         "arXiv digest for {date}: {count} papers", description="Subject; {date}, {count}"
     )
     list_id: str = Field("arxiv-digest.example.org", description="List-Id header value")
+
+    _check_addresses = field_validator("from_email", "reply_to")(check_address)
 
 
 class ScheduleSettings(_Section):
@@ -252,12 +272,20 @@ class Settings(_Section):
         None, description="SMTP password", json_schema_extra=_SECRET
     )
 
+    _config_file: Path | None = PrivateAttr(None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config file these settings were loaded from (None: defaults and environment)."""
+        return self._config_file
+
     @field_validator("categories")
     @classmethod
     def _check_categories(cls, value: list[str]) -> list[str]:
         for cat in value:
-            if not _CATEGORY_RE.match(cat):
-                raise ValueError(f"{cat!r} is not an arXiv category such as 'cs.LG' or 'hep-th'")
+            problem = unknown_category_message(cat)
+            if problem is not None:
+                raise ValueError(problem)
         if not value:
             raise ValueError("at least one category is required")
         return list(dict.fromkeys(value))
@@ -355,23 +383,42 @@ def _parse_env_value(raw: str, model: type[BaseModel], name: str) -> Any:
     return raw
 
 
-def _env_overrides(environ: Mapping[str, str], notices: list[str]) -> dict[str, Any]:
-    """Collect NEWSLETTER_* variables into a nested dict; warn on names that fit no setting."""
+def setting_variables(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> list[str]:
+    """Every variable that names a setting or a section (``NEWSLETTER_DELIVERY`` takes JSON)."""
+    out: list[str] = []
+    for name in model.model_fields:
+        var = f"{prefix}{name.upper()}"
+        out.append(var)
+        sub = _nested_model(model, name)
+        if sub is not None:
+            out.extend(setting_variables(sub, f"{var}__"))
+    return out
+
+
+def _unknown_variable(var: str) -> ConfigError:
+    cut = len(ENV_PREFIX)  # compared without the prefix they all share
+    known = {v[cut:]: v for v in [*setting_variables(), *sorted(NON_SETTING_VARIABLES)]}
+    close = difflib.get_close_matches(var[cut:], list(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {known[close[0]]}?)" if close else ""
+    return ConfigError(
+        f"config: environment variable {var} matches no setting{hint}; fix its name or unset "
+        "it (every NEWSLETTER_* variable must name a setting: see the README's table)"
+    )
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Collect NEWSLETTER_* variables into a nested dict; a name that fits no setting is an
+    error, like an unknown key in the file (a typo must not be silently ignored)."""
     overrides: dict[str, Any] = {}
-    for var, raw in environ.items():
-        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX) or var in NON_SETTING_VARIABLES:
             continue
         path = var[len(ENV_PREFIX) :].lower().split("__")
         model: type[BaseModel] = Settings
         target = overrides
         for i, part in enumerate(path):
             if part not in model.model_fields:
-                names = _field_names(model)
-                notices.append(
-                    f"config: environment variable {var} matches no setting"
-                    f"{_did_you_mean(part, names)}; ignored"
-                )
-                break
+                raise _unknown_variable(var)
             sub = _nested_model(model, part)
             if i == len(path) - 1:
                 if sub is not None:
@@ -382,8 +429,7 @@ def _env_overrides(environ: Mapping[str, str], notices: list[str]) -> dict[str, 
                 else:
                     target[part] = _parse_env_value(raw, model, part)
             elif sub is None:
-                notices.append(f"config: environment variable {var} matches no setting; ignored")
-                break
+                raise _unknown_variable(var)
             else:
                 target = target.setdefault(part, {})
                 model = sub
@@ -495,6 +541,56 @@ def _env_paths(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, str]
     return out
 
 
+def config_path(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> tuple[Path, bool]:
+    """The config file to read (argument, else NEWSLETTER_CONFIG, else ./config.json) and
+    whether it was asked for explicitly (then it must exist)."""
+    explicit = path is not None or CONFIG_ENV in environ
+    return Path(
+        path if path is not None else environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH)
+    ), explicit
+
+
+def _relative_to(folder: Path, value: Any) -> Any:
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    return os.path.normpath(folder / value)
+
+
+def _sqlite_relative_to(folder: Path, url: Any) -> Any:
+    """``sqlite:///data/x.db`` (a relative file) under ``folder``; other URLs unchanged."""
+    prefix = "sqlite:///"
+    if not isinstance(url, str) or not url.startswith(prefix):
+        return url
+    file, sep, query = url[len(prefix) :].partition("?")
+    if not file or file == ":memory:" or Path(file).is_absolute():
+        return url
+    return f"{prefix}{os.path.normpath(folder / file)}{sep}{query}"
+
+
+def _resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative paths of a config file (and the defaults it leaves in place) are taken relative
+    to the file's folder, not to wherever the command happens to run."""
+    out = dict(data)
+    defaults = Settings.model_construct()
+    out["database_url"] = _sqlite_relative_to(
+        folder, out.get("database_url", defaults.database_url)
+    )
+    for path in PATH_SETTINGS:
+        target, default = out, defaults
+        for part in path[:-1]:
+            section = target.get(part, {})
+            if not isinstance(section, Mapping):
+                break
+            target[part] = target = dict(section)
+            default = getattr(default, part)
+        else:
+            key = path[-1]
+            target[key] = _relative_to(folder, target.get(key, getattr(default, key)))
+    return out
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -503,35 +599,51 @@ def load_settings(
     """Load config.json (path argument, else NEWSLETTER_CONFIG, else ./config.json) plus env.
 
     A missing file at the default path means "all defaults"; a missing explicit path is an error.
+    Relative paths in the file (and the default paths, when a file is read) are relative to the
+    file's folder; relative paths from the environment are relative to the current directory.
+    ``settings.config_file`` says which file was read.
     """
     env = os.environ if environ is None else environ
     sink: list[str] = [] if notices is None else notices
-    explicit = path is not None or CONFIG_ENV in env
-    config_path = Path(path if path is not None else env.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    config_file, explicit = config_path(path, env)
     data: dict[str, Any] = {}
-    if config_path.exists():
+    loaded_from: Path | None = None
+    if config_file.exists():
         try:
-            loaded = json.loads(config_path.read_text(encoding="utf-8"))
+            loaded = json.loads(config_file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ConfigError(
-                f"config: {config_path} is not valid JSON (line {exc.lineno}, column {exc.colno}): "
+                f"config: {config_file} is not valid JSON (line {exc.lineno}, column {exc.colno}): "
                 f"{exc.msg}"
             ) from exc
         except OSError as exc:
-            raise ConfigError(f"config: cannot read {config_path}: {exc.strerror}") from exc
+            raise ConfigError(f"config: cannot read {config_file}: {exc.strerror}") from exc
         if not isinstance(loaded, dict):
-            raise ConfigError(f"config: {config_path} must hold a JSON object at the top level")
-        data = _check_keys(loaded, Settings, "", sink)
+            raise ConfigError(f"config: {config_file} must hold a JSON object at the top level")
+        loaded_from = config_file.absolute()
+        data = _resolve_paths(_check_keys(loaded, Settings, "", sink), loaded_from.parent)
     elif explicit:
-        raise ConfigError(f"config: file {config_path} does not exist")
-    overrides = _env_overrides(env, sink)
+        raise ConfigError(f"config: file {config_file} does not exist")
+    overrides = _env_overrides(env)
     data = _merge(data, overrides)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        source = str(config_path) if config_path.exists() else "the environment"
+        source = str(config_file) if loaded_from else "the environment"
         message = format_validation_error(exc, source, _env_paths(overrides))
         raise ConfigError(message) from exc
+    settings._config_file = loaded_from
+    return settings
+
+
+def describe_source(settings: Settings) -> str:
+    """One line: which config file was loaded, or that none was."""
+    if settings.config_file is not None:
+        return f"config: loaded {settings.config_file}"
+    return (
+        f"config: no config file ({DEFAULT_CONFIG_PATH} not found); using the built-in defaults "
+        f"and {ENV_PREFIX}* variables"
+    )
 
 
 def settings_for_tests(**overrides: Any) -> Settings:

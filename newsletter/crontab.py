@@ -68,7 +68,7 @@ def crontab_trigger(expr: str, timezone: str) -> CronTrigger:
 
 
 def next_fire_times(trigger: CronTrigger, now: dt.datetime, count: int) -> list[dt.datetime]:
-    """The next ``count`` fire times after ``now`` (an injected clock; for tests and --dry-run)."""
+    """The next ``count`` fire times after ``now`` (injected clock); `serve` logs the next."""
     out: list[dt.datetime] = []
     moment = now
     for _ in range(count):

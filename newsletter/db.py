@@ -87,6 +87,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+# Tables our migrations create for a dependency, which no model describes: APScheduler's job
+# store (``newsletter.scheduler``). Autogenerate must neither drop nor compare them.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's ``include_object`` hook: leave the tables the models do not own alone."""
+    table = getattr(obj, "table", None)
+    owner = name if type_ == "table" else getattr(table, "name", None)
+    return owner not in FOREIGN_TABLES
+
+
 def import_all_models() -> None:
     """Register every table on SQLModel.metadata (Alembic's autogenerate needs them all)."""
     import newsletter.delivery_models  # noqa: F401

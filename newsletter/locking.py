@@ -16,8 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection, Engine
@@ -180,20 +179,3 @@ class DayLock:
                     LockRow.holder == self.holder,  # type: ignore[arg-type]
                 )
             )
-
-
-@contextmanager
-def day_lock(
-    engine: Engine,
-    name: str,
-    *,
-    ttl: dt.timedelta = DEFAULT_TTL,
-    clock: Callable[[], dt.datetime] = utcnow,
-) -> Iterator[bool]:
-    """``with day_lock(engine, "digest:2026-05-04") as acquired:`` — never blocks."""
-    lock = DayLock(engine, name, ttl=ttl, clock=clock)
-    acquired = lock.acquire()
-    try:
-        yield acquired
-    finally:
-        lock.release()

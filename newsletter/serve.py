@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import signal
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from newsletter.cli_app import ConfigOption, err_console, get_settings
 from newsletter.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,11 @@ def serve(settings: Settings, *, host: str, port: int, scheduler: bool = True) -
     import uvicorn
 
     from newsletter.service import background
+    from newsletter.startup_report import log_startup
     from newsletter.web.app import create_app
 
     enabled = scheduler and settings.schedule.enabled
-    if not enabled:
-        log.info("scheduler off: serving the web app only")
+    log_startup(settings, scheduler=enabled)
     app = create_app(settings, background=background if enabled else None)
     # uvicorn re-raises the signal it caught once it has shut down; a no-op handler makes a
     # SIGTERM'd service exit 0 after its graceful stop instead of dying by the signal.
@@ -46,24 +46,21 @@ def serve(settings: Settings, *, host: str, port: int, scheduler: bool = True) -
 
 
 def serve_command(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port")] = 8000,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="Port to listen on")
+    ] = 8000,
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Serve the web app only, no daily run")
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="Path of config.json (default: $NEWSLETTER_CONFIG or ./config.json)"
-        ),
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Serve the web pages (signup, preferences, unsubscribe...) and run the daily schedule."""
-    from newsletter.cli import console, get_settings
-
     settings = get_settings(config)
     try:
         serve(settings, host=host, port=port, scheduler=not no_scheduler)
     except ConfigError as exc:
-        console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(str(exc), style="red", markup=False)
         raise typer.Exit(2) from exc

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from sqlalchemy.engine import Engine
 
+from newsletter.cli_app import ConfigOption, err_console, get_settings
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
 from subscribers import csvio, service
@@ -18,14 +18,7 @@ from subscribers.errors import SubscriberError
 from subscribers.models import STATUSES
 
 subscribers_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
-err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="Path of config.json (default: $NEWSLETTER_CONFIG or ./config.json)"
-    ),
-]
+err = err_console
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -37,8 +30,6 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _engine(config: Path | None) -> tuple[Settings, Engine]:
-    from newsletter.cli import get_settings
-
     settings = get_settings(config)
     engine = make_engine(settings.database_url)
     upgrade(engine)
@@ -52,12 +43,16 @@ def _fail(exc: SubscriberError) -> typer.Exit:
 
 @subscribers_app.command("add")
 def add(
-    email: Annotated[str, typer.Argument(help="E-mail address")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="E-mail address")],
     keywords: Annotated[
-        list[str] | None, typer.Option("--keywords", help="Comma-separated")
+        list[str] | None,
+        typer.Option("--keywords", metavar="TERMS", help="Comma-separated (may be repeated)"),
     ] = None,
     categories: Annotated[
-        list[str] | None, typer.Option("--categories", help="Comma-separated")
+        list[str] | None,
+        typer.Option(
+            "--categories", metavar="CATEGORIES", help="Comma-separated (may be repeated)"
+        ),
     ] = None,
     active: Annotated[
         bool, typer.Option("--active", help="Active at once (no confirmation)")
@@ -87,7 +82,9 @@ def add(
 
 @subscribers_app.command("list")
 def list_(
-    status: Annotated[str | None, typer.Option("--status", help=", ".join(STATUSES))] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", metavar="STATUS", help=", ".join(STATUSES))
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -124,7 +121,10 @@ def list_(
 
 @subscribers_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV with header email,keywords,categories,status")],
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="CSV with header email,keywords,categories,status"),
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Import subscribers from CSV; bad rows are reported by line and the rest imported."""
@@ -153,9 +153,11 @@ def import_(
 @subscribers_app.command("export")
 def export(
     out: Annotated[
-        Path | None, typer.Option("--out", help="File to write (default: stdout)")
+        Path | None, typer.Option("--out", metavar="FILE", help="File to write (default: stdout)")
     ] = None,
-    status: Annotated[str | None, typer.Option("--status", help=", ".join(STATUSES))] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", metavar="STATUS", help=", ".join(STATUSES))
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Export subscribers as CSV (the import format)."""
@@ -171,7 +173,7 @@ def export(
 
 @subscribers_app.command("remove")
 def remove(
-    email: Annotated[str, typer.Argument(help="E-mail address")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="E-mail address")],
     suppress: Annotated[
         bool, typer.Option("--suppress", help="Also block the address from signing up again")
     ] = False,

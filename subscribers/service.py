@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -131,10 +131,6 @@ def _by_address(session: Session, address: str) -> Subscriber | None:
     return session.exec(
         select(Subscriber).where(Subscriber.email_key == mailbox_key(address))
     ).first()
-
-
-def find(session: Session, *, email: str) -> Subscriber | None:
-    return _by_address(session, normalise_email(email))
 
 
 def _new_subscriber(address: str, now: dt.datetime, **values: Any) -> Subscriber:
@@ -443,20 +439,6 @@ def suppress(
     session.flush()
 
 
-def is_suppressed(session: Session, *, email: str) -> bool:
-    return _suppression(session, normalise_email(email)) is not None
-
-
-def unsuppress(session: Session, *, email: str) -> bool:
-    """Admin only: lift any suppression (e.g. a bounce that was the provider's mistake)."""
-    row = _suppression(session, normalise_email(email))
-    if row is None:
-        return False
-    session.delete(row)
-    session.flush()
-    return True
-
-
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -530,23 +512,6 @@ def list_subscribers(session: Session, *, status: str | None = None) -> list[Sub
     if status is not None:
         query = query.where(Subscriber.status == status)
     return list(session.exec(query).all())
-
-
-def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.exec(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
-    return {status: n for status, n in rows}
-
-
-def active_subscribers(session: Session) -> list[Subscriber]:
-    """Who gets the digest: status active and not on the suppression list. The e-mail sender
-    calls this (and ``is_suppressed`` again right before each send)."""
-    subs = session.exec(
-        select(Subscriber).where(Subscriber.status == "active").order_by(col(Subscriber.id))
-    ).all()
-    suppressed = set(session.exec(select(Suppression.email_hash)).all())
-    if not suppressed:
-        return list(subs)
-    return [s for s in subs if email_hash(s.email) not in suppressed]
 
 
 @dataclass

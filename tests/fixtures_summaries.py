@@ -79,7 +79,8 @@ class FakeOpenAI:
         self.server = server
         self.latency = latency
         self.hang_seconds = 1.5
-        self.retry_after = "3"
+        self.retry_after = "1"
+        self.arrivals: list[tuple[str, float]] = []  # (prompt, monotonic time) of each request
         self.in_flight = 0
         self.max_in_flight = 0
         self.fixed_tokens: int | None = None
@@ -124,6 +125,8 @@ class FakeOpenAI:
         with self._lock:
             self.bodies.append(body)
         prompt = body["messages"][-1]["content"]
+        with self._lock:
+            self.arrivals.append((prompt, time.monotonic()))
         behaviour = self._next(prompt)
         if self.latency:
             time.sleep(self.latency)  # the server is slow; the test itself never sleeps
@@ -193,18 +196,6 @@ class FakeOpenAI:
 def fake_openai_fixture() -> Iterator[FakeOpenAI]:
     with TestServer() as server:
         yield FakeOpenAI(server)
-
-
-class NoSleep:
-    """An injected ``sleep`` that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, seconds: float) -> None:
-        with self._lock:
-            self.waits.append(seconds)
 
 
 ENV = {"TEST_AI_KEY": "test-key"}

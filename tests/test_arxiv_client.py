@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import socket
 from collections.abc import Callable, Iterator
 
 import pypdf
@@ -248,3 +249,30 @@ def test_stop_interrupts_the_backoff_at_once(server: TestServer) -> None:
         client.fetch_feed(["cs.LG"])
     assert time.monotonic() - started < 10  # not the 60 s backoff
     assert len(server.requests) == 1
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on: connecting is refused, as when DNS or the network
+    fails (httpx raises the same ConnectError for all three)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_no_connection_fails_fast_after_two_tries_seconds_apart(clock: FakeClock) -> None:
+    port = _closed_port()
+    settings = arxiv_settings(f"http://127.0.0.1:{port}", delay_seconds=0, max_retries=4)
+    client = ArxivClient(settings, clock=clock, sleep=clock.sleep)
+    with client, pytest.raises(ArxivError) as err:
+        client.fetch_feed(["cs.LG"])
+    assert f"cannot connect to 127.0.0.1:{port} after 2 tries" in str(err.value)
+    assert "ConnectError" in str(err.value) and err.value.tries == 2
+    assert clock.sleeps == [1.0]  # not the 5 s, 10 s, 20 s... kept for a busy arXiv
+
+
+def test_a_busy_arxiv_still_gets_the_patient_backoff(server: TestServer, clock: FakeClock) -> None:
+    busy = [Response(503, b"busy"), Response(429, RATE_EXCEEDED.read_bytes())]
+    server.routes[("GET", "/api/query")] = _after(busy, _api)
+    with _client(server, clock, max_retries=4) as client:
+        assert "2604.19485" in client.fetch_metadata(["2604.19485"])
+    assert clock.sleeps == [5.0, 10.0]

@@ -104,7 +104,7 @@ def test_run_date_no_send_writes_every_matching_paper_scored_right(
         want = [(r.paper.arxiv_id, r.score) for r in rank_papers(fetched, s.keywords, s).digest]
     assert _page_entries(page) == want
     assert "- **Papers announced**: 50" in page
-    assert "done: issue" in done.stderr and "sending skipped" in done.stderr
+    assert "done: issue" in done.stdout and "sending skipped" in done.stdout
 
 
 def test_run_without_date_twice_is_no_new_announcement(arxiv: ReplayServer, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_run_without_date_twice_is_no_new_announcement(arxiv: ReplayServer, tmp_
     stamp = page.stat().st_mtime_ns
     second = cli("run", "--no-send", "--config", config, cwd=tmp_path, env=env)
     assert second.returncode == 0
-    assert f"no new announcement: the feed still shows {arxiv.date}" in second.stderr
+    assert f"no new announcement: the feed still shows {arxiv.date}" in second.stdout
     assert page.stat().st_mtime_ns == stamp
 
 
@@ -127,7 +127,8 @@ def test_demo_produces_an_archive(tmp_path: Path) -> None:
     assert len(pages) == 1 and pages[0].read_text(encoding="utf-8").count("\n### ") >= 10
     assert (tmp_path / "out" / "archive" / "README.md").exists()
     assert (tmp_path / "out" / "newsletter.db").exists()
-    assert str(pages[0]) in done.stderr and "e-mail outbox" in done.stderr
+    assert str(pages[0]) in done.stdout and "e-mail outbox" in done.stdout
+    assert "INFO alembic" not in done.stderr  # Alembic is quiet unless --debug
 
 
 def test_arxiv_down_exits_1_with_a_message_and_no_traceback(tmp_path: Path) -> None:
@@ -153,8 +154,10 @@ def test_arxiv_down_exits_1_with_a_message_and_no_traceback(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--date", "2026-02-30"], "'2026-02-30' is not a date in the form YYYY-MM-DD"),
-        (["--date", "yesterday"], "'yesterday' is not a date"),
+        (["--date", "2026-02-30"], "'2026-02-30': February 2026 has no day 30 (it has 28 days)"),
+        (["--date", "2026-13-01"], "'2026-13-01': there is no month 13 (months are 01 to 12)"),
+        (["--date", "yesterday"], "'yesterday' is not a date: write it as YYYY-MM-DD"),
+        (["--today", "2026-4-22"], "'2026-4-22' is not a date: write it as YYYY-MM-DD"),
         (["--date", "2026-01-05", "--today", "2026-04-22"], "lets the API reach back to"),
         (["--date", "2026-05-01", "--today", "2026-04-22"], "is in the future"),
     ],

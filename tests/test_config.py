@@ -133,17 +133,118 @@ def test_environment_overrides(tmp_path: Path) -> None:
 
 
 def test_a_bad_environment_value_names_its_variable(tmp_path: Path) -> None:
-    notices: list[str] = []
-    env = {"NEWSLETTER_ARXIV__DELAY_SECONDS": "-2", "NEWSLETTER_MAX_PAPRS": "3"}
+    env = {"NEWSLETTER_ARXIV__DELAY_SECONDS": "-2"}
     with pytest.raises(ConfigError) as err:
-        load_settings(_write(tmp_path, {}), environ=env, notices=notices)
+        load_settings(_write(tmp_path, {}), environ=env)
     assert "arxiv.delay_seconds = '-2': must be >= 0 (from NEWSLETTER_ARXIV__DELAY_SECONDS)" in str(
         err.value
     )
-    assert notices == [
-        "config: environment variable NEWSLETTER_MAX_PAPRS matches no setting "
-        "(did you mean 'max_papers'?); ignored"
-    ]
+
+
+@pytest.mark.parametrize(
+    ("var", "hint"),
+    [
+        ("NEWSLETTER_MAX_PAPRS", " (did you mean NEWSLETTER_MAX_PAPERS?)"),
+        ("NEWSLETTER_DELIVERY__BACKND", " (did you mean NEWSLETTER_DELIVERY__BACKEND?)"),
+        ("NEWSLETTER_MAX_PAPERS__X", " (did you mean NEWSLETTER_MAX_PAPERS?)"),
+        ("NEWSLETTER_SECRET", " (did you mean NEWSLETTER_SECRET_KEY?)"),
+        ("NEWSLETTER_COLOUR", ""),
+    ],
+)
+def test_an_unknown_newsletter_variable_is_an_error_with_a_suggestion(
+    tmp_path: Path, var: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, {}), environ={var: "file"})
+    assert f"environment variable {var} matches no setting{hint};" in str(err.value)
+
+
+def test_documented_variables_that_are_not_settings_are_accepted(tmp_path: Path) -> None:
+    env = {
+        "NEWSLETTER_CONFIG": str(_write(tmp_path, {})),
+        "NEWSLETTER_SECRET_KEY": "k" * 32,
+        "NEWSLETTER_ADMIN_TOKEN": "t" * 32,
+        "NEWSLETTER_SMTP_PASSWORD": "pw",
+        "NEWSLETTER_DELIVERY": '{"backend": "smtp"}',
+        "SENDGRID_API_KEY": "SG.x",
+    }
+    s = load_settings(None, environ=env)
+    assert s.smtp_password is not None and s.admin_token is not None
+    assert s.delivery.backend == "smtp" and s.config_file == tmp_path / "config.json"
+
+
+@pytest.mark.parametrize(
+    ("categories", "message"),
+    [
+        (
+            ["cs.LGG"],
+            "categories = [\"cs.LGG\"]: 'cs.LGG' is not an arXiv category (did you mean"
+            " 'cs.LG', Machine Learning?)",
+        ),
+        (["cs.lg"], "'cs.lg' is not an arXiv category (did you mean 'cs.LG', Machine Learning?)"),
+        (["hep-th", "physics.optic"], "(did you mean 'physics.optics', Optics?)"),
+    ],
+)
+def test_categories_are_checked_against_arxivs_taxonomy(
+    tmp_path: Path, categories: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, {"categories": categories}), environ={})
+    assert message in str(err.value)
+    ok = load_settings(_write(tmp_path, {"categories": ["math", "hep-th", "stat.ML"]}), environ={})
+    assert ok.categories == ["math", "hep-th", "stat.ML"]
+
+
+@pytest.mark.parametrize("key", ["from_email", "reply_to"])
+def test_sender_addresses_are_validated(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, {"email": {key: "nope"}}), environ={})
+    assert f"email.{key} = 'nope': not an e-mail address such as 'digest@example.org'" in str(
+        err.value
+    )
+    good = load_settings(_write(tmp_path, {"email": {key: "news@lab.example.org"}}), environ={})
+    assert getattr(good.email, key) == "news@lab.example.org"
+
+
+def test_relative_paths_in_a_config_file_follow_the_file_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    config = site / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": "sqlite:///data/news.db?timeout=5",
+                "archive_dir": "./pages",
+                "delivery": {"outbox_dir": "../mail"},
+                "ai_summary": {"prompt_file": "prompt.md"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_settings(config, environ={})
+    assert s.database_url == f"sqlite:///{site}/data/news.db?timeout=5"
+    assert s.archive_dir == str(site / "pages")
+    assert s.delivery.outbox_dir == str(tmp_path / "mail")
+    assert s.ai_summary.prompt_file == str(site / "prompt.md")
+    # The defaults a file leaves in place live beside it too; the environment's follow the cwd.
+    (site / "bare.json").write_text("{}", encoding="utf-8")
+    bare = load_settings(site / "bare.json", environ={"NEWSLETTER_DELIVERY__OUTBOX_DIR": "./out"})
+    assert bare.database_url == f"sqlite:///{site}/data/newsletter.db"
+    assert bare.archive_dir == str(site / "archive") and bare.delivery.outbox_dir == "./out"
+    assert bare.config_file == site / "bare.json"
+    # Absolute paths and other databases are left alone; without a file, the cwd's defaults.
+    pg = load_settings(
+        _write(tmp_path, {"database_url": "postgresql://u@db/x", "archive_dir": "/srv/a"}),
+        environ={},
+    )
+    assert (pg.database_url, pg.archive_dir) == ("postgresql://u@db/x", "/srv/a")
+    none = load_settings(None, environ={})
+    assert none.config_file is None and none.archive_dir == "./archive"
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -177,3 +278,33 @@ def test_cli_missing_and_broken_config_exit_2(tmp_path: Path) -> None:
     assert missing.returncode == broken.returncode == 2
     assert "config: file nope.json does not exist" in missing.stderr
     assert "broken.json is not valid JSON" in broken.stderr
+
+
+def test_cli_names_its_config_file_and_refuses_a_mistyped_variable(tmp_path: Path) -> None:
+    """The user's story: `subscribers list --config /elsewhere/config.json` run from another
+    folder uses the database beside that file, and says which file it read."""
+    site = tmp_path / "site"
+    site.mkdir()
+    config = site / "config.json"
+    config.write_text(json.dumps({"categories": ["cs.LG"]}), encoding="utf-8")
+    added = _cli(tmp_path, "subscribers", "add", "a@example.org", "--config", str(config))
+    assert added.returncode == 0, added.stderr
+    assert f"config: loaded {config}" in added.stderr
+    assert (site / "data" / "newsletter.db").exists() and not (tmp_path / "data").exists()
+    listed = _cli(site.parent, "subscribers", "list", "--config", "site/config.json")
+    assert "a@example.org\tpending" in listed.stdout and "1 subscriber(s)" in listed.stderr
+    assert "alembic" not in listed.stderr  # Alembic's lines only with --debug
+    bare = _cli(tmp_path, "subscribers", "list")
+    assert "config: no config file (./config.json not found)" in bare.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(PYTHONPATH=str(ROOT), COLUMNS="200", NEWSLETTER_DELIVERY__BACKND="smtp")
+    typo = subprocess.run(
+        [sys.executable, "-m", "newsletter", "subscribers", "list", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert typo.returncode == 2
+    assert "NEWSLETTER_DELIVERY__BACKND matches no setting (did you mean " in typo.stderr

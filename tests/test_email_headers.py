@@ -87,7 +87,8 @@ def test_message_ids_are_unique_and_use_the_sender_domain() -> None:
     assert len(ids) == 1000
     one = next(iter(ids))
     assert one.startswith("<digest.20260422.7.") and one.endswith("@mail.example.org>")
-    odd = settings_for_tests(email={"from_email": "nobody"}, base_url="https://site.example.net")
+    site = settings_for_tests(base_url="https://site.example.net")  # a sender with no domain:
+    odd = site.model_copy(update={"email": site.email.model_copy(update={"from_email": "nobody"})})
     assert new_message_id(odd, dt.date(2026, 4, 22), 1).endswith("@site.example.net>")
 
 

@@ -103,7 +103,7 @@ def test_demo_mails_sample_readers_and_writes_previews(tmp_path: Path) -> None:
     emls = sorted((out / "outbox").glob("*.eml"))
     previews = sorted((out / "previews").glob("*.html"))
     assert len(emls) == len(previews) == 4
-    assert all(str(p) in done.stderr for p in previews)
+    assert all(str(p) in done.stdout for p in previews)
     again = cli("demo", "--out", "out", "--config", str(_config(tmp_path)), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list((out / "outbox").glob("*.eml"))) == 4  # a fresh demo, not a second copy

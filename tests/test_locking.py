@@ -9,21 +9,23 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from newsletter.db import make_engine
-from newsletter.locking import DayLock, advisory_key, day_lock
+from newsletter.locking import DayLock, advisory_key
 from tests.fixtures_service import start_worker, wait_for
 
 
 def test_second_holder_is_refused_until_release(engine: Engine, database_url: str) -> None:
     other = make_engine(database_url)  # a separate pool: another "process" as far as locks go
     try:
-        with day_lock(engine, "digest:2026-05-04") as first:
-            assert first
-            with day_lock(other, "digest:2026-05-04") as second:
-                assert not second
-            with day_lock(other, "digest:2026-05-05") as different_day:
-                assert different_day
-        with day_lock(other, "digest:2026-05-04") as after_release:
-            assert after_release
+        first = DayLock(engine, "digest:2026-05-04")
+        assert first.acquire()
+        assert not DayLock(other, "digest:2026-05-04").acquire()
+        different_day = DayLock(other, "digest:2026-05-05")
+        assert different_day.acquire()
+        different_day.release()
+        first.release()
+        after_release = DayLock(other, "digest:2026-05-04")
+        assert after_release.acquire()
+        after_release.release()
     finally:
         other.dispose()
 

@@ -23,7 +23,6 @@ from newsletter.summaries import cached_summaries, summarise_papers
 from tests.fixtures_summaries import (  # noqa: F401  (fixture)
     ENV,
     FakeOpenAI,
-    NoSleep,
     ai_section,
     fake_openai_fixture,
     make_paper,
@@ -171,7 +170,7 @@ def test_a_prompt_injection_puts_no_markup_or_link_into_email_or_web(
     fake_openai.script(paper.title, "injection")
     settings: Settings = make_settings(ai_summary=ai_section(fake_openai.base_url))
     engine = make_engine(sqlite_url)
-    run = summarise_papers(engine, settings, [paper], environ=ENV, sleep=NoSleep())
+    run = summarise_papers(engine, settings, [paper], environ=ENV)
     assert run.failures == {}
     with Session(engine) as session:
         summary = cached_summaries(session, settings, [paper])[paper.arxiv_id]

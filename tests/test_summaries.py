@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ from newsletter.summaries.prompt import SYSTEM_MESSAGE
 from tests.fixtures_summaries import (  # noqa: F401  (fixture)
     ENV,
     FakeOpenAI,
-    NoSleep,
     ai_section,
     fake_openai_fixture,
     make_paper,
@@ -50,7 +50,6 @@ def sqlite_engine(sqlite_url: str) -> Engine:
 
 def run(engine: Engine, settings: Settings, papers: list[Paper], **kwargs: Any) -> SummaryRun:
     kwargs.setdefault("environ", ENV)
-    kwargs.setdefault("sleep", NoSleep())
     return summarise_papers(engine, settings, papers, **kwargs)
 
 
@@ -177,9 +176,8 @@ def test_one_papers_failure_never_affects_another(
     fake_openai.script(papers[3].title, "truncated", "ok")
     fake_openai.script(papers[4].title, "prose")
     fake_openai.script(papers[5].title, "429", "ok")
-    sleep = NoSleep()
     with caplog.at_level(logging.INFO, logger="newsletter.summaries"):
-        result = run(sqlite_engine, settings_for(max_retries=2), papers, sleep=sleep)
+        result = run(sqlite_engine, settings_for(max_retries=2), papers)
 
     assert set(result.summaries) == {papers[i].arxiv_id for i in (0, 3, 4, 5)}
     assert set(result.failures) == {papers[1].arxiv_id, papers[2].arxiv_id}
@@ -189,7 +187,8 @@ def test_one_papers_failure_never_affects_another(
     assert fake_openai.calls_for(papers[1].title) == 3
     assert fake_openai.calls_for(papers[3].title) == 2
     assert result.calls == 1 + 3 + 2 + 2 + 1 + 2
-    assert max(sleep.waits) >= 3.0  # the 429's Retry-After was honoured
+    asked = [t for prompt, t in fake_openai.arrivals if papers[5].title in prompt]
+    assert len(asked) == 2 and asked[1] - asked[0] >= float(fake_openai.retry_after)  # Retry-After
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(papers[1].versioned_id in m and "HTTP 500" in m for m in warnings)
     assert any(papers[2].versioned_id in m and "unusable reply" in m for m in warnings)
@@ -202,10 +201,10 @@ def test_retry_after_longer_than_we_wait_fails_that_paper_without_waiting(
     sqlite_engine: Engine, settings_for: Callable[..., Settings], fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script("number 1:", "429-long")
-    sleep = NoSleep()
-    result = run(sqlite_engine, settings_for(), [make_paper(1)], sleep=sleep)
+    started = time.monotonic()
+    result = run(sqlite_engine, settings_for(), [make_paper(1)])
     assert "Retry-After of 3600s" in result.failures[make_paper(1).arxiv_id]
-    assert sleep.waits == [] and result.calls == 1
+    assert result.calls == 1 and time.monotonic() - started < 5  # not retried, not waited
 
 
 def test_a_call_that_times_out_is_retried(

@@ -20,7 +20,6 @@ from newsletter.summaries.fulltext import PdfTextError, pdf_text
 from tests.fixtures_summaries import (  # noqa: F401  (fixture)
     ENV,
     FakeOpenAI,
-    NoSleep,
     ai_section,
     fake_openai_fixture,
     make_paper,
@@ -75,9 +74,7 @@ def test_fulltext_sends_the_pdfs_first_characters_and_caches_them(
         return pdf
 
     paper = make_paper(1)
-    run = summarise_papers(
-        engine, fulltext_settings, [paper], environ=ENV, pdf_fetcher=fetch, sleep=NoSleep()
-    )
+    run = summarise_papers(engine, fulltext_settings, [paper], environ=ENV, pdf_fetcher=fetch)
     assert run.summaries and fetched == [paper.versioned_id]
     user = fake_openai.bodies[0]["messages"][1]["content"]
     body = user.split("BEGIN PAPER (full text)\n", 1)[1].rsplit("\nEND PAPER", 1)[0]
@@ -86,9 +83,7 @@ def test_fulltext_sends_the_pdfs_first_characters_and_caches_them(
     with Session(engine) as session:
         assert session.exec(select(SummaryRow.source)).all() == ["fulltext"]
 
-    again = summarise_papers(
-        engine, fulltext_settings, [paper], environ=ENV, pdf_fetcher=fetch, sleep=NoSleep()
-    )
+    again = summarise_papers(engine, fulltext_settings, [paper], environ=ENV, pdf_fetcher=fetch)
     assert again.calls == 0 and fetched == [paper.versioned_id]  # no second download either
 
 
@@ -104,7 +99,7 @@ def test_a_pdf_that_cannot_be_had_falls_back_to_the_abstract(
         return b"%PDF-1.4 garbage"
 
     papers = [make_paper(1), make_paper(2)]
-    kwargs: dict[str, Any] = {"environ": ENV, "pdf_fetcher": fetch, "sleep": NoSleep()}
+    kwargs: dict[str, Any] = {"environ": ENV, "pdf_fetcher": fetch}
     with caplog.at_level(logging.WARNING, logger="newsletter.summaries"):
         run = summarise_papers(engine, fulltext_settings, papers, **kwargs)
     assert len(run.summaries) == 2 and run.failures == {}

@@ -1,20 +1,15 @@
-"""The pure parts of summarising: reply parsing, TL;DR shortening, backoff, budget, prompt."""
+"""The pure parts of summarising: reply parsing, TL;DR shortening, Retry-After, budget, prompt."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 
 import pytest
 
 from newsletter.config import AISummarySettings
 from newsletter.summaries.budget import TokenBudget
-from newsletter.summaries.model_client import (
-    BACKOFF_CAP_SECONDS,
-    backoff_seconds,
-    wait_asked,
-)
+from newsletter.summaries.model_client import wait_asked
 from newsletter.summaries.prompt import load_prompt, paper_block, prompt_hash
 from newsletter.summaries.reply import ReplyError, parse_reply, shorten_tldr
 from tests.fixtures_summaries import make_paper, summary_json
@@ -74,15 +69,6 @@ def test_retry_after_in_seconds_milliseconds_and_dates() -> None:
     assert wait_asked({"retry-after": date}, now=now) == 30.0
     assert wait_asked({"retry-after": "soon"}) is None
     assert wait_asked({}) is None
-
-
-def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
-    rng = random.Random(1)
-    waits = [backoff_seconds(a, rng) for a in range(8)]
-    for attempt, wait in enumerate(waits):
-        ceiling = min(BACKOFF_CAP_SECONDS, 2**attempt)
-        assert ceiling / 2 <= wait <= ceiling
-    assert len(set(waits)) == len(waits)  # jittered, not lock-step
 
 
 def test_budget_reserves_worst_cases_and_settles_real_use() -> None:

@@ -20,7 +20,7 @@ from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.delivery_models import Delivery
 from newsletter.locking import DayLock
-from newsletter.models import RunRow
+from newsletter.models import IssueRow, RunRow
 from newsletter.runner import lock_name
 from newsletter.service import launcher_for
 from newsletter.summaries.prompt import load_prompt
@@ -311,9 +311,7 @@ def test_metrics_from_runs_and_deliveries(site: Any) -> None:
         subs = [Subscriber(email=f"s{i}@example.org", status="active") for i in range(3)]
         session.add_all(subs)
         session.flush()
-        from newsletter.issue_store import issue_id_for
-
-        issue_id = issue_id_for(session, DAY)
+        issue_id = session.exec(select(IssueRow.id).where(IssueRow.date == DAY)).first()
         for sub, status in zip(subs, ("sent", "sent", "failed"), strict=True):
             session.add(
                 Delivery(

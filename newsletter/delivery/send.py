@@ -336,8 +336,8 @@ def send_issue(
                 variant: renderer.shared(view, summaries or {}, variant)
                 for variant in {sel.include_summaries for sel in selections.values()}
             }
-        sections_ok = bool(getattr(chosen, "sections", True))
-        limit: int | None = getattr(chosen, "substitution_limit", None)
+        sections_ok = chosen.sections
+        limit = chosen.substitution_limit
         margin = _links_size(settings)
         slots_of: dict[int, tuple[dict[str, str], bool]] = {}  # per Selection: slots, fits
         groups: dict[BodyKey, list[_Item]] = defaultdict(list)
@@ -392,7 +392,7 @@ def send_issue(
                 stop=stop,
             )
         report.stopped = stop.is_set()
-        report.requests = int(getattr(chosen, "requests", report.batches))
+        report.requests = report.batches if chosen.requests is None else chosen.requests
         report.totals = outbox.counts(engine, issue_id)
         if report.complete:
             _set_issue_status(engine, issue_id, "sent")

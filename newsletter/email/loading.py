@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func
-from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -14,11 +13,9 @@ from newsletter.config import Settings
 from newsletter.domain import SUMMARY_SECTIONS, IssueView, Summary
 from newsletter.email.selection import Selection, SubscriberPrefs, select_all
 from newsletter.models import SummaryRow
-from subscribers.models import Subscriber, Suppression
-from subscribers.validation import email_hash
-
-SUBS = Subscriber.__table__.c  # type: ignore[attr-defined]
-SUPP = Suppression.__table__.c  # type: ignore[attr-defined]
+from subscribers.mailable import SUBSCRIBER_COLUMNS as SUBS
+from subscribers.mailable import mailable_rows
+from subscribers.models import Subscriber
 
 
 def prefs_of(row: Subscriber) -> SubscriberPrefs:
@@ -35,22 +32,12 @@ def prefs_of(row: Subscriber) -> SubscriberPrefs:
 
 
 def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
-    """Who gets today's digest, as selection input: active and not suppressed (read in bulk,
-    the same rule as ``subscribers.service.active_subscribers``)."""
+    """Who gets today's digest, as selection input: those who may be mailed
+    (``subscribers.mailable``), read in bulk."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa_select(
-                SUBS.id,
-                SUBS.email,
-                SUBS.keywords,
-                SUBS.categories,
-                SUBS.max_papers,
-                SUBS.include_summaries,
-            )
-            .where(SUBS.status == "active")
-            .order_by(SUBS.id)
-        ).all()
-        suppressed = set(conn.execute(sa_select(SUPP.email_hash)).scalars())
+        rows = mailable_rows(
+            conn, (SUBS.keywords, SUBS.categories, SUBS.max_papers, SUBS.include_summaries)
+        )
     return [
         SubscriberPrefs(
             id=r.id,
@@ -61,7 +48,6 @@ def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
             include_summaries=bool(r.include_summaries),
         )
         for r in rows
-        if not suppressed or email_hash(r.email) not in suppressed
     ]
 
 

@@ -1,18 +1,19 @@
-"""The one object that owns the model's manners: timeouts, retries, backoff, Retry-After.
+"""The one object that owns the model's manners: timeouts, retries, Retry-After.
 
-The ``openai`` client's own retries are switched off (``max_retries=0``) so this policy is the
-only one: exponential backoff with jitter on 408/409/429/5xx, timeouts and dropped connections,
-waiting at least what ``Retry-After`` asks, and giving up rather than waiting longer than
-``MAX_WAIT_SECONDS``. Sleeping and randomness are injected so tests never wait.
+The ``openai`` client retries by itself, with its public settings (``max_retries``, ``timeout``
+from ``ai_summary``): on 408, 409, 429 and 5xx, timeouts and dropped connections, with
+exponential backoff and jitter, waiting what ``Retry-After`` asks up to two minutes and not
+retrying at all when it asks for longer (openai 3.x; the version is pinned). This object counts
+every request (an event hook on the client's HTTP client), turns what openai finally raises into
+a ``CallError`` that says why and after how many attempts, and asks again without JSON mode
+when a provider does not support it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,8 @@ import openai
 from newsletter.config import AISummarySettings
 from newsletter.retry_after import retry_after_seconds
 
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 30.0
-MAX_WAIT_SECONDS = 60.0
+# openai waits out a Retry-After up to this long and gives up at once beyond it.
+MAX_RETRY_AFTER_SECONDS = 120.0
 RETRY_STATUSES = frozenset({408, 409, 429})
 _JSON_MODE: dict[str, Any] = {"type": "json_object"}
 
@@ -50,12 +50,6 @@ def wait_asked(headers: Mapping[str, str], now: dt.datetime | None = None) -> fl
     return retry_after_seconds(headers.get("retry-after"), now or dt.datetime.now(dt.UTC))
 
 
-def backoff_seconds(attempt: int, rng: random.Random) -> float:
-    """Exponential backoff with jitter: half to all of ``base * 2**attempt``, capped."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
-    return ceiling * rng.uniform(0.5, 1.0)
-
-
 def _error_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
@@ -66,27 +60,28 @@ def _error_message(exc: openai.APIStatusError) -> str:
 
 
 class ModelClient:
-    """Chat completions with this project's retry policy; safe to share between threads."""
+    """Chat completions with the openai client's own retries; safe to share between threads."""
 
-    def __init__(
-        self,
-        client: openai.OpenAI,
-        settings: AISummarySettings,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._client = client.with_options(max_retries=0, timeout=settings.timeout_seconds)
+    def __init__(self, client: openai.OpenAI, settings: AISummarySettings) -> None:
+        self._http = openai.DefaultHttpxClient(event_hooks={"request": [self._count_request]})
+        self._client = client.with_options(
+            max_retries=settings.max_retries,
+            timeout=settings.timeout_seconds,
+            http_client=self._http,
+        )
         self._settings = settings
-        self._sleep = sleep
-        self._rng = rng or random.Random()
         self._json_mode = True
         self._lock = threading.Lock()
-        self.calls = 0
+        self._attempts = threading.local()  # requests of the current call, per thread
+        self.calls = 0  # every HTTP request, retries included
 
-    def _count_call(self) -> None:
+    def _count_request(self, _request: Any) -> None:
         with self._lock:
             self.calls += 1
+        self._attempts.count = getattr(self._attempts, "count", 0) + 1
+
+    def close(self) -> None:
+        self._http.close()
 
     def _create(self, messages: list[dict[str, str]]) -> Any:
         extra: dict[str, Any] = {"response_format": _JSON_MODE} if self._json_mode else {}
@@ -98,19 +93,20 @@ class ModelClient:
             **extra,
         )
 
+    def _gave_up(self, reason: str) -> CallError:
+        return CallError(f"{reason} (gave up after {self._attempts.count} attempts)")
+
     def complete(self, messages: list[dict[str, str]]) -> Completion:
-        """One reply, retried on transient failures; ``CallError`` when it cannot be had."""
-        retries = self._settings.max_retries
-        attempt = 0
+        """One reply (openai retries transient failures); ``CallError`` when it cannot be had."""
         while True:
-            self._count_call()
-            wait: float | None = None
+            self._attempts.count = 0
             try:
                 response = self._create(messages)
-            except openai.APITimeoutError:
-                reason = f"timed out after {self._settings.timeout_seconds:g}s"
+            except openai.APITimeoutError as exc:
+                timeout = self._settings.timeout_seconds
+                raise self._gave_up(f"timed out after {timeout:g}s") from exc
             except openai.APIConnectionError as exc:
-                reason = f"connection failed ({exc.__cause__ or exc})"
+                raise self._gave_up(f"connection failed ({exc.__cause__ or exc})") from exc
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 if status == 400 and self._json_mode and "response_format" in str(exc.body):
@@ -118,22 +114,15 @@ class ModelClient:
                     self._json_mode = False
                     continue
                 reason = f"HTTP {status}: {_error_message(exc)}"
-                if status not in RETRY_STATUSES and status < 500:
-                    raise CallError(reason) from exc
                 wait = wait_asked(exc.response.headers)
-            else:
-                return _completion(response, sum(len(m["content"]) for m in messages))
-            if attempt >= retries:
-                raise CallError(f"{reason} (gave up after {attempt + 1} attempts)")
-            if wait is not None and wait > MAX_WAIT_SECONDS:
-                raise CallError(f"{reason}; Retry-After of {wait:g}s is longer than we wait")
-            delay = (
-                wait + self._rng.uniform(0, 0.1 * max(wait, 1.0))
-                if wait is not None
-                else backoff_seconds(attempt, self._rng)
-            )
-            self._sleep(delay)
-            attempt += 1
+                if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
+                    raise CallError(
+                        f"{reason}; Retry-After of {wait:g}s is longer than we wait"
+                    ) from exc
+                if status in RETRY_STATUSES or status >= 500:
+                    raise self._gave_up(reason) from exc
+                raise CallError(reason) from exc
+            return _completion(response, sum(len(m["content"]) for m in messages))
 
 
 def _completion(response: Any, prompt_chars: int) -> Completion:

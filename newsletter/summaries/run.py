@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import random
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -203,13 +201,10 @@ def summarise_papers(
     pdf_fetcher: PdfFetcher | None = None,
     client: openai.OpenAI | None = None,
     today: dt.date | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
 ) -> SummaryRun:
     """Summaries for ``papers`` (most-read first): cached ones free, new ones within the caps.
 
     ``today`` is the UTC day whose spending counts against ``daily_token_budget`` (default: now).
-    ``sleep`` and ``rng`` drive the retry backoff (tests inject them so they never wait).
     """
     ai = settings.ai_summary
     run = SummaryRun()
@@ -252,21 +247,21 @@ def summarise_papers(
         return run
 
     own_client = client is None
-    api = client or openai.OpenAI(
-        api_key=settings.ai_api_key(env), base_url=ai.base_url, max_retries=0
-    )
+    api = client or openai.OpenAI(api_key=settings.ai_api_key(env), base_url=ai.base_url)
+    model = ModelClient(api, ai)
     ctx = _Context(
         engine=engine,
         settings=settings,
         prompt=prompt,
         key=key,
-        model=ModelClient(api, ai, sleep=sleep, rng=rng),
+        model=model,
         budget=TokenBudget(ai.daily_token_budget, spent),
         pdf_fetcher=pdf_fetcher,
     )
     try:
         _dispatch(ctx, todo, run)
     finally:
+        model.close()
         if own_client:
             api.close()
     run.calls = ctx.model.calls

@@ -73,10 +73,23 @@ class Outcome:
 
 
 class Backend(Protocol):
-    """A delivery backend. ``max_batch`` caps the recipients of one ``send_batch`` call."""
+    """A delivery backend, with what the sender asks of it before and after sending.
+
+    ``max_batch`` caps the recipients of one ``send_batch`` call; ``sections`` says whether a
+    shared body with section tags may be sent as it is (else the sender expands the cards
+    first); ``substitution_limit`` is the most bytes of substitutions one recipient may carry
+    (None: no limit); ``requests`` counts the provider requests made (None: one a batch).
+    """
 
     name: str
     max_batch: int
+
+    @property
+    def sections(self) -> bool: ...
+    @property
+    def substitution_limit(self) -> int | None: ...
+    @property
+    def requests(self) -> int | None: ...
 
     def send_batch(self, batch: Batch) -> dict[str, Outcome]:
         """Send and return an outcome per ``Recipient.message_id``; never raises for delivery."""

@@ -46,6 +46,9 @@ class FileBackend:
 
     name = "file"
     max_batch = 1000
+    sections = True  # section tags are filled in per message here
+    substitution_limit: int | None = None
+    requests: int | None = None  # one a batch
 
     def __init__(self, outbox_dir: str | os.PathLike[str]) -> None:
         self.outbox = Path(outbox_dir)

@@ -1,4 +1,4 @@
-"""SendGrid v3 Mail Send with the official ``sendgrid`` package.
+"""SendGrid v3 Mail Send: the body built with the official ``sendgrid`` package, sent with httpx.
 
 One request carries one body and up to 1000 personalizations, each with its own ``to``,
 ``substitutions`` (the personal links and the slots of the shared body: their cards, counts,
@@ -9,7 +9,9 @@ Every documented limit is checked here before a byte leaves, because a refused r
 whole batch: 1000 personalizations, 30 MB per request, 10,000 bytes of custom args and of
 substitutions per personalization, 10 categories. 429 and 5xx are retried with exponential
 backoff and jitter, honouring ``Retry-After``; other 4xx fail those recipients for good.
-Requests go through ``KeepAliveClient``: each sending thread reuses one connection.
+The ``sendgrid`` package's helpers build the Mail JSON; the request is an ``httpx`` POST of those
+very bytes (``keepalive.ThreadClients``: each sending thread reuses one connection), since the
+package's own HTTP client opens a new connection for every request.
 """
 
 from __future__ import annotations
@@ -18,17 +20,14 @@ import datetime as dt
 import json
 import logging
 import random
-import socket
 import threading
 import time
-import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from python_http_client.exceptions import HTTPError
-from sendgrid import SendGridAPIClient
+import httpx
 from sendgrid.helpers.mail import (
     Category,
     Content,
@@ -44,6 +43,7 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from newsletter import __version__
 from newsletter.delivery.backends.base import (
     Batch,
     InvalidMessage,
@@ -52,7 +52,7 @@ from newsletter.delivery.backends.base import (
     check_header,
     check_headers,
 )
-from newsletter.delivery.backends.keepalive import KeepAliveClient
+from newsletter.delivery.backends.keepalive import ThreadClients
 from newsletter.email.tags import keys_in
 from newsletter.retry_after import retry_after_seconds
 
@@ -83,7 +83,9 @@ RESERVED_HEADERS = frozenset(
     }
 )
 MESSAGE_ID_ARG = "message_id"
+MAIL_SEND_PATH = "/v3/mail/send"
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+USER_AGENT = f"arxiv-newsletter/{__version__}"
 
 Sleep = Callable[[float], None]
 log = logging.getLogger(__name__)
@@ -288,8 +290,16 @@ class SendGridBackend:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
-        self.client.client = KeepAliveClient.like(self.client.client)  # one connection a thread
+        self.http = ThreadClients(  # one kept-alive connection a sending thread
+            host.rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+                **JSON_HEADERS,  # every request is a JSON body
+            },
+            timeout=timeout,
+        )
         self.sandbox_mode = sandbox_mode
         self.sections = sections  # may message-level ``sections`` be sent (else: expand first)
         self.substitution_limit = MAX_SUBSTITUTIONS_BYTES
@@ -311,35 +321,28 @@ class SendGridBackend:
     def post(self, body: dict[str, Any] | str) -> Outcome:
         """One request with its retries; never raises for delivery problems.
 
-        ``body`` may come already serialised (a ``Request``'s ``payload``): the HTTP client then
-        sends it as it is (a ``Content-Type`` other than bare ``application/json`` tells it the
-        body is text to encode, not an object to serialise again)."""
-        payload = body if isinstance(body, str) else _json(body)
+        ``body`` may come already serialised (a ``Request``'s ``payload``): it is sent as it is."""
+        payload = (body if isinstance(body, str) else _json(body)).encode("utf-8")
         attempt = 0
         while True:
             with self._count_lock:
                 self.requests += 1
             try:
-                response = self.client.client.mail.send.post(
-                    request_body=payload, request_headers=JSON_HEADERS, timeout=self.timeout
-                )
-            except HTTPError as exc:
-                status = int(exc.status_code)
-                error = f"SendGrid {status}: {_short(exc.body)}"
-                if status != 429 and status < 500:
-                    return Outcome("failed", error=error)
-                retry_after = exc.headers.get("Retry-After") if exc.headers else None
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if not isinstance(reason, ConnectionRefusedError | socket.gaierror):
-                    return Outcome("unknown", error=f"SendGrid request: {reason}")
-                error, retry_after = f"SendGrid unreachable: {reason}", None
-            except (TimeoutError, OSError) as exc:
+                response = self.http.get().post(MAIL_SEND_PATH, content=payload)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # No connection, so no request: safe to try again.
+                error, retry_after = f"SendGrid unreachable: {exc}", None
+            except httpx.TransportError as exc:
                 # The request may have reached SendGrid: the outcome is not ours to guess.
                 return Outcome("unknown", error=f"SendGrid request: {type(exc).__name__}: {exc}")
             else:
-                provider_id = response.headers.get("X-Message-Id") if response.headers else None
-                return Outcome("sent", provider_id=provider_id)
+                status = response.status_code
+                if 200 <= status < 300:
+                    return Outcome("sent", provider_id=response.headers.get("X-Message-Id"))
+                error = f"SendGrid {status}: {_short(response.content)}"
+                if status != 429 and status < 500:
+                    return Outcome("failed", error=error)
+                retry_after = response.headers.get("Retry-After")
             if attempt >= self.max_retries:
                 return Outcome("retry", error=f"{error} (gave up after {attempt + 1} attempts)")
             delay = self.backoff(attempt, retry_after)
@@ -362,7 +365,7 @@ class SendGridBackend:
         return next(iter(self.send_batch(batch).values()))
 
     def close(self) -> None:
-        self.client.client.pool.close()
+        self.http.close()
 
 
 def _short(body: object) -> str:

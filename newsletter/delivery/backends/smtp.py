@@ -24,6 +24,9 @@ class SMTPBackend:
 
     name = "smtp"
     max_batch = 200
+    sections = True  # section tags are filled in per message here
+    substitution_limit: int | None = None
+    requests: int | None = None  # one a batch
 
     def __init__(
         self,
