@@ -176,6 +176,9 @@ class WebSettings(_Section):
     signup_limit_per_address_per_day: int = Field(3, ge=1, description="Signups per address/day")
     confirm_token_days: int = Field(7, ge=1, description="Days a confirmation link is valid")
     feed_size: int = Field(100, ge=1, le=1000, description="Papers in a feed")
+    admin_session_hours: float = Field(
+        12.0, gt=0, le=720, description="Hours a sign-in to the /admin dashboard lasts"
+    )
 
 
 class Settings(_Section):
@@ -220,7 +223,9 @@ class Settings(_Section):
         None, description="Signs tokens", json_schema_extra=_SECRET
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of POST /admin/run", json_schema_extra=_SECRET
+        None,
+        description="Bearer token of POST /admin/run and sign-in token of /admin",
+        json_schema_extra=_SECRET,
     )
     smtp_password: SecretStr | None = Field(
         None, description="SMTP password", json_schema_extra=_SECRET

@@ -8,7 +8,7 @@ shares ``templates/web/base.html``, the stylesheet, the headers and the error pa
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from newsletter.config import Settings
 from newsletter.db import make_engine, upgrade
 from newsletter.paths import templates_dir
-from newsletter.web import errors
+from newsletter.web import admin, errors
 from newsletter.web.pages import make_templates
 from newsletter.web.security import SecurityHeaders, require_secret_key
 
@@ -32,16 +32,21 @@ BackgroundStarter = Callable[[Settings, Engine], Callable[[], None] | None]
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (forms here are tiny) before parsing."""
+    """Refuse request bodies over ``limit`` bytes (forms here are tiny) before parsing;
+    ``larger`` names the paths allowed more (the dashboard's CSV upload)."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            limit = self.larger.get(str(scope.get("path", "")), self.limit)
             for name, value in scope.get("headers", []):
-                if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                if name == b"content-length" and (not value.isdigit() or int(value) > limit):
                     await send(
                         {
                             "type": "http.response.start",
@@ -91,7 +96,7 @@ def create_app(
     app.state.templates = make_templates()
     errors.install(app)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, larger={admin.IMPORT_PATH: admin.MAX_IMPORT_BYTES})
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
     if routers is None:
         from newsletter.web.routers import default_routers
