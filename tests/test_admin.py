@@ -307,7 +307,7 @@ def test_overview_shows_a_running_send_with_a_refreshing_progress_bar(
     )
     engine.dispose()
     html = signed_in.get("/admin").text
-    assert '<meta http-equiv="refresh" content="5">' in html
+    assert '<meta http-equiv="refresh" content="5">' in html  # rows are being sent
     assert '<progress max="4" value="2">' in html
     assert "2 of 4 settled (50 %)" in html
     idle = signed_in.get("/admin/issues").text
@@ -570,4 +570,5 @@ def test_send_what_is_still_queued_runs_the_send_path(
     assert sorted(m["To"] for m in outbox(admin_settings)) == ["a@example.org", "b@example.org"]
     html = signed_in.get(f"/admin/issues/{day}").text
     assert "Last send from this dashboard: sent 2, failed 0" in html
+    assert "Everything of this issue is sent." in html and "send-queued" not in html
     assert _audit(admin_settings)[-1].action == "send"

@@ -153,7 +153,9 @@ def overview(request: Request, db: SessionDep, settings: AdminDep) -> Response:
             "issues": stats.recent_issues(db),
             "running": running,
             "sending": sending,
-            "refresh": REFRESH_SECONDS if running or sending else None,
+            "refresh": REFRESH_SECONDS
+            if running or any(f.count("sending") for f in sending)
+            else None,
             "next_run": stored_next_run(request.app.state.engine),
             "schedule": settings.schedule,
             "warnings": stats.warnings(db, settings),
@@ -389,6 +391,7 @@ def issue(
             "in_thread": in_thread,
             "result": senders.result(day),
             "refresh": REFRESH_SECONDS if in_thread or figures.count("sending") else None,
+            "complete": row.status == "sent" and not figures.pending,
         },
     )
 
