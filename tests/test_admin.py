@@ -423,7 +423,7 @@ def test_bounces_and_complaints_cannot_be_lifted_here(
     page = signed_in.get(f"/admin/subscribers/{sid}").text
     assert "do-unsuppress" not in page and "bounced, since" in page
     r = _act(signed_in, sid, "unsuppress")
-    assert r.status_code == 400 and "only be lifted from the CLI" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 400 and "does not lift bounces or complaints" in r.text  # type: ignore[attr-defined]
     with Session(engine) as s:
         assert s.exec(select(Suppression)).one().reason == "bounced"
     engine.dispose()

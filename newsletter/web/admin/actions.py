@@ -25,7 +25,7 @@ from subscribers.models import Subscriber, Suppression
 from subscribers.validation import email_hash
 
 ACTIONS = ("suppress", "unsuppress", "resend-confirmation", "erase")
-# Bounces and complaints come from the receiving side; lifting them is a CLI decision.
+# Bounces and complaints come from the receiving side: the dashboard never lifts them.
 NOT_LIFTABLE = frozenset({"bounced", "complained"})
 
 
@@ -83,7 +83,7 @@ def apply(
             raise InvalidInput("this address is not suppressed")
         if row.reason in NOT_LIFTABLE:
             raise InvalidInput(
-                f"this address {row.reason}: that suppression can only be lifted from the CLI"
+                f"this address {row.reason}; the dashboard does not lift bounces or complaints"
             )
         reason = row.reason
         service.unsuppress(session, email=sub.email)
