@@ -377,10 +377,10 @@ def test_subscriber_page_shows_preferences_consents_and_deliveries(
     assert signed_in.get("/admin/subscribers/99999").status_code == 404
 
 
-def _act(client: TestClient, sid: int, action: str) -> object:
+def _act(client: TestClient, sid: int, action: str, **fields: str) -> object:
     page = client.get(f"/admin/subscribers/{sid}")
     return client.post(
-        f"/admin/subscribers/{sid}/{action}", data={"csrf_token": csrf_of(page.text)}
+        f"/admin/subscribers/{sid}/{action}", data={"csrf_token": csrf_of(page.text), **fields}
     )
 
 
@@ -400,7 +400,9 @@ def test_actions_change_the_store_and_are_recorded(
         assert not service.is_suppressed(s, email="act@example.org")
     r = _act(signed_in, sid, "resend-confirmation")  # not pending: refused, nothing sent
     assert r.status_code == 400  # type: ignore[attr-defined]
-    r = _act(signed_in, sid, "erase")
+    r = _act(signed_in, sid, "erase")  # without ticking the box
+    assert r.status_code == 400 and "Tick the box" in r.text  # type: ignore[attr-defined]
+    r = _act(signed_in, sid, "erase", confirm="yes")
     assert "erased" in r.text  # type: ignore[attr-defined]
     with Session(engine) as s:
         assert s.get(Subscriber, sid) is None

@@ -185,6 +185,7 @@ def test_the_operator_dashboard_in_chromium(tmp_path: Path, artifacts_dir: Path)
                     assert [a.action for a in log] == ["suppress"]
 
                 page.goto(url + f"/admin/subscribers/{ids['waiting0@example.org']}")
+                page.check("#confirm-erase")
                 page.click("#do-erase")
                 page.wait_for_selector("h1:has-text('erased')")
                 with Session(engine) as s:

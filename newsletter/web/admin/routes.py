@@ -218,25 +218,25 @@ def _import(request: Request, settings: Settings, text: str, name: str) -> csvio
 @router.post("/subscribers/import")
 async def import_csv(request: Request) -> Response:
     settings = require_admin(request)  # before the upload is read
-    form = await request.form(max_files=1, max_fields=4)
-    upload = form.get("file")
-    if not csrf_valid(request, settings, str(form.get(CSRF_FIELD) or "")):
-        raise InvalidInput("the form expired; reload the page and try again")
-    error = None
-    report = None
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        error = "Choose a CSV file to import."
-    else:
-        data = await upload.read(MAX_IMPORT_BYTES + 1)
-        try:
-            if len(data) > MAX_IMPORT_BYTES:
-                raise InvalidInput("the file is larger than 20 MB; split it")
-            text = data.decode("utf-8-sig")
-            report = await run_in_threadpool(_import, request, settings, text, upload.filename)
-        except UnicodeDecodeError as exc:
-            error = f"The file is not UTF-8 text ({exc.reason})."
-        except SubscriberError as exc:
-            error = f"Nothing was imported: {exc.message}."
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get("file")
+        if not csrf_valid(request, settings, str(form.get(CSRF_FIELD) or "")):
+            raise InvalidInput("the form expired; reload the page and try again")
+        error = None
+        report = None
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            error = "Choose a CSV file to import."
+        else:
+            data = await upload.read(MAX_IMPORT_BYTES + 1)
+            try:
+                if len(data) > MAX_IMPORT_BYTES:
+                    raise InvalidInput("the file is larger than 20 MB; split it")
+                text = data.decode("utf-8-sig")
+                report = await run_in_threadpool(_import, request, settings, text, upload.filename)
+            except UnicodeDecodeError as exc:
+                error = f"The file is not UTF-8 text ({exc.reason})."
+            except SubscriberError as exc:
+                error = f"Nothing was imported: {exc.message}."
     with session_scope(request.app.state.engine) as db:
         found = search.search(db, search.Query())
     return _page(
@@ -303,10 +303,19 @@ def subscriber_action(
     db: SessionDep,
     settings: AdminDep,
     csrf: CsrfField = "",
+    confirm: Annotated[str, Form()] = "",
 ) -> Response:
     _check_csrf(request, settings, csrf)
     if action not in actions.ACTIONS:
         raise HTTPException(status_code=404)
+    if action == "erase" and confirm != "yes":
+        return _subscriber_page(
+            request,
+            db,
+            subscriber_id,
+            error="Tick the box to confirm the erasure.",
+            status_code=400,
+        )
     try:
         done = actions.apply(
             db, settings, action=action, subscriber_id=subscriber_id, ip=client_ip(request)
