@@ -14,34 +14,37 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.delivery_models import Delivery
-from newsletter.email.loading import prefs_of
-from newsletter.email.selection import select_all
-from newsletter.issue_store import load_issue
-from newsletter.models import IssueRow, SummaryRow, utcnow
+from newsletter.models import IssueRow, utcnow
 from newsletter.scheduler import stored_next_run
-from newsletter.web.admin import MAX_IMPORT_BYTES, actions, chart, search, session, stats, throttle
+from newsletter.web.admin import (
+    MAX_IMPORT_BYTES,
+    actions,
+    chart,
+    details,
+    search,
+    session,
+    stats,
+    throttle,
+)
 from newsletter.web.admin.sending import SendThreads
 from newsletter.web.deps import SessionDep, client_ip
 from newsletter.web.pages import render
 from newsletter.web.security import CSRF_FIELD, csrf_valid
 from subscribers import csvio
-from subscribers.errors import InvalidInput, NotFound, SubscriberError
-from subscribers.models import STATUSES, Consent, Subscriber
+from subscribers.errors import InvalidInput, SubscriberError
+from subscribers.models import STATUSES
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin")
 
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 REFRESH_SECONDS = 5
-RECIPIENTS_PAGE = 50
 
 
 def _settings(request: Request) -> Settings:
@@ -256,33 +259,11 @@ def _subscriber_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    sub = db.get(Subscriber, subscriber_id)
-    if sub is None:
-        raise NotFound("no such subscriber")
-    consents = db.exec(
-        select(Consent).where(Consent.subscriber_id == subscriber_id).order_by(col(Consent.id))
-    ).all()
-    deliveries = db.exec(
-        select(Delivery, col(IssueRow.date))
-        .join(IssueRow, col(IssueRow.id) == col(Delivery.issue_id))
-        .where(Delivery.subscriber_id == subscriber_id)
-        .order_by(col(IssueRow.date).desc())
-        .limit(100)
-    ).all()
-    suppression = actions.suppression_of(db, sub)
+    detail = details.subscriber_detail(db, subscriber_id)
     return _page(
         request,
         "subscriber.html",
-        {
-            "sub": sub,
-            "consents": consents,
-            "deliveries": deliveries,
-            "suppression": suppression,
-            "liftable": suppression is not None and suppression.reason not in actions.NOT_LIFTABLE,
-            "audit": actions.recent(db, subscriber_id=subscriber_id, limit=20),
-            "message": message,
-            "error": error,
-        },
+        {"d": detail, "sub": detail.sub, "message": message, "error": error},
         status_code=status_code,
     )
 
@@ -291,8 +272,7 @@ def _subscriber_page(
 def subscriber(
     request: Request, subscriber_id: int, db: SessionDep, settings: AdminDep
 ) -> Response:
-    message = "Done." if request.query_params.get("done") else None
-    return _subscriber_page(request, db, subscriber_id, message=message)
+    return _subscriber_page(request, db, subscriber_id)
 
 
 @router.post("/subscribers/{subscriber_id}/{action}")
@@ -351,56 +331,22 @@ def issue(
     request: Request, date: str, db: SessionDep, settings: AdminDep, page: str = "1"
 ) -> Response:
     day = _day(date)
-    row = db.exec(select(IssueRow).where(IssueRow.date == day)).first()
-    view = load_issue(db, day)
-    if row is None or view is None:
+    number = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
+    detail = details.issue_detail(db, settings, day, page=number)
+    if detail is None:
         raise HTTPException(status_code=404)
-    [figures] = stats.issue_figures(db, [row])
-    number = int(page) if page.isdigit() and len(page) < 7 else 1
-    number = max(1, number)
-    recipients = db.exec(
-        select(Delivery, Subscriber)
-        .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
-        .where(Delivery.issue_id == row.id)
-        .order_by(col(Delivery.id))
-        .offset((number - 1) * RECIPIENTS_PAGE)
-        .limit(RECIPIENTS_PAGE)
-    ).all()
-    selected = select_all(view, [prefs_of(s) for _, s in recipients], settings)
-    papers_of = {sid: len(sel.entries) for sid, sel in selected.items()}
-    failures = db.exec(
-        select(Delivery.status, Delivery.error, func.count())
-        .where(Delivery.issue_id == row.id, col(Delivery.status).in_(("failed", "unknown")))
-        .group_by(col(Delivery.status), col(Delivery.error))
-        .order_by(func.count().desc())
-    ).all()
-    summarised = set(
-        db.exec(
-            select(SummaryRow.arxiv_id).where(
-                col(SummaryRow.arxiv_id).in_([e.paper.arxiv_id for e in view.digest])
-            )
-        ).all()
-    )
     senders = _senders(request, settings)
     in_thread = senders.running(day)
     return _page(
         request,
         "issue.html",
         {
-            "issue": row,
-            "figures": figures,
-            "digest": view.digest,
-            "pool_size": len(view.pool),
-            "summarised": summarised,
-            "recipients": recipients,
-            "papers_of": papers_of,
-            "page": number,
-            "pages": max(1, -(-figures.recipients // RECIPIENTS_PAGE)),
-            "failures": failures,
+            "d": detail,
+            "issue": detail.issue,
+            "figures": detail.figures,
             "in_thread": in_thread,
             "result": senders.result(day),
-            "refresh": REFRESH_SECONDS if in_thread or figures.count("sending") else None,
-            "complete": row.status == "sent" and not figures.pending,
+            "refresh": REFRESH_SECONDS if in_thread or detail.figures.count("sending") else None,
         },
     )
 
