@@ -8,9 +8,11 @@ import datetime as dt
 import io
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
@@ -55,7 +57,7 @@ def signed_in(client: TestClient) -> TestClient:
     return client
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings) -> Engine:
     return make_engine(settings.database_url)
 
 
@@ -574,3 +576,58 @@ def test_send_what_is_still_queued_runs_the_send_path(
     assert "Last send from this dashboard: sent 2, failed 0" in html
     assert "Everything of this issue is sent." in html and "send-queued" not in html
     assert _audit(admin_settings)[-1].action == "send"
+
+
+# -- the migration and the pages' markup -----------------------------------------------------
+
+
+def test_migration_0015_matches_the_models_and_downgrades(engine: Engine, tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from sqlalchemy import inspect
+    from sqlmodel import SQLModel
+
+    from alembic import command
+    from newsletter.db import alembic_dir, import_all_models, upgrade
+
+    import_all_models()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert [d for d in diff if "admin_" in repr(d)] == []
+    assert {"admin_audit", "admin_signin_failures"} <= set(inspect(engine).get_table_names())
+    scratch = make_engine(f"sqlite:///{tmp_path}/scratch.db")
+    upgrade(scratch)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(alembic_dir()))
+    with scratch.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0008")
+    assert "admin_audit" not in inspect(scratch).get_table_names()
+    upgrade(scratch)
+    assert "admin_signin_failures" in inspect(scratch).get_table_names()
+    scratch.dispose()
+
+
+def test_dashboard_pages_hold_no_script_and_no_inline_style(
+    signed_in: TestClient, admin_settings: Settings
+) -> None:
+    sid = _add(admin_settings, "page@example.org", active=False)
+    engine = _engine(admin_settings)
+    seed_issue(engine, dt.date(2026, 5, 13), deliveries={sid: "failed"})
+    engine.dispose()
+    paths = [
+        "/admin",
+        "/admin/subscribers",
+        f"/admin/subscribers/{sid}",
+        "/admin/issues",
+        "/admin/issues/2026-05-13",
+        "/admin/audit",
+        "/admin/login",
+    ]
+    for path in paths:
+        r = signed_in.get(path)
+        assert r.status_code == 200, path
+        assert "<script" not in r.text and 'style="' not in r.text and "<style" not in r.text
+        assert "script-src" not in r.headers["content-security-policy"]
+        assert r.headers["cache-control"] == "no-store"
