@@ -67,7 +67,7 @@ def line_chart(
     title: str = "",
 ) -> Chart:
     """One polyline per series over ``days``; the y axis from 0 to a round maximum."""
-    left, right, top, bottom = 34, width - 8, 10, height - 22
+    left, right, top, bottom = 44, width - 8, 10, height - 24
     peak = nice_ceiling(max((max(v) for v in series.values() if v), default=0))
     n = max(len(days) - 1, 1)
 
