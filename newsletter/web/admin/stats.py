@@ -18,7 +18,8 @@ from sqlmodel import Session, col, select
 from newsletter.config import Settings
 from newsletter.delivery_models import Delivery
 from newsletter.models import IssuePaperRow, IssueRow, RunRow, SummaryRow, utcnow
-from subscribers.models import STATUSES, Consent, Subscriber, Suppression
+from subscribers import service
+from subscribers.models import STATUSES, Consent, Suppression
 
 SERIES = ("signups", "confirmations", "unsubscribes", "bounces", "complaints")
 SIGNUP_ACTIONS = ("signup", "import", "admin-add")
@@ -107,8 +108,7 @@ def daily_activity(session: Session, *, days: int = 90, today: dt.date | None = 
 
 def subscriber_counts(session: Session) -> dict[str, int]:
     """Subscribers by status now, every status present (zero when none)."""
-    rows = session.exec(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
-    found = {status: int(n) for status, n in rows}
+    found = service.count_by_status(session)
     return {status: found.get(status, 0) for status in STATUSES} | found
 
 
