@@ -9,6 +9,7 @@ BENCHMARKS = (
     "benchmarks.bench_summaries",
     "benchmarks.bench_email_selection",
     "benchmarks.subscribers_import",
+    "benchmarks.bench_admin_search",
     "benchmarks.bench_delivery",
 )
 

@@ -220,6 +220,9 @@ class WebSettings(_Section):
         False, description="Serve /metrics to anyone; off: it needs Bearer NEWSLETTER_ADMIN_TOKEN"
     )
     feed_size: int = Field(100, ge=1, le=1000, description="Papers in a feed")
+    admin_session_hours: float = Field(
+        12.0, gt=0, le=720, description="Hours a sign-in to the /admin dashboard lasts"
+    )
 
 
 class Settings(_Section):
@@ -265,7 +268,10 @@ class Settings(_Section):
     )
     admin_token: SecretStr | None = Field(
         None,
-        description="Bearer token of POST /admin/run and /metrics (at least 32 characters)",
+        description=(
+            "Bearer token of POST /admin/run and /metrics, sign-in token of /admin "
+            "(at least 32 characters)"
+        ),
         json_schema_extra=_SECRET,
     )
     smtp_password: SecretStr | None = Field(

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -398,6 +398,22 @@ def resubscribe(
     if sub.status != "active" or _hard_suppressed(session, sub):
         _activate(session, sub, "resubscribe", origin, now)
     return sub
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Subscribers per status (the dashboard's overview)."""
+    rows = session.exec(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
+    return {status: n for status, n in rows}
+
+
+def unsuppress(session: Session, *, email: str) -> bool:
+    """Admin only: lift any suppression (e.g. a bounce that was the provider's mistake)."""
+    row = _suppression(session, normalise_email(email))
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
 
 
 def suppress(

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from newsletter.config import Settings
 from newsletter.db import make_engine, upgrade
 from newsletter.paths import templates_dir
-from newsletter.web import errors, redact
+from newsletter.web import admin, errors, redact
 from newsletter.web.after_response import AfterResponse
 from newsletter.web.body_limit import BodyLimit
 from newsletter.web.pages import make_templates
@@ -83,7 +83,10 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         limit=settings.web.max_body_bytes,
-        limits={WEBHOOK_PATH: settings.web.webhook_max_body_bytes},
+        limits={
+            WEBHOOK_PATH: settings.web.webhook_max_body_bytes,
+            admin.IMPORT_PATH: admin.MAX_IMPORT_BYTES,
+        },
     )
     app.add_middleware(SecurityHeaders, headers=headers_for(settings))
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
