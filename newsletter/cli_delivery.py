@@ -24,13 +24,14 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Send a built issue to every active subscriber not yet sent to (SIGTERM stops gracefully)."""
-    from newsletter.cli_pipeline import report
+    from newsletter.cli_pipeline import report, tune_logging
     from newsletter.config import ConfigError
     from newsletter.delivery.preflight import check_ready
     from newsletter.runner import finish_day
 
     settings = get_settings(config)
     day = parse_date(date) or dt.datetime.now(dt.UTC).date()
+    tune_logging(debug=False)
     try:
         check_ready(settings)
     except ConfigError as exc:

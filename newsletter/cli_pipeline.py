@@ -48,7 +48,7 @@ def report(result: RunResult, *, debug: bool) -> int:
 _CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "arxiv")
 
 
-def _tune_logging(debug: bool) -> None:
+def tune_logging(debug: bool) -> None:
     """Our own lines at the configured level; libraries' request chatter only with --debug."""
     if debug:
         logging.getLogger().setLevel(logging.DEBUG)
@@ -81,7 +81,7 @@ def run(
     day = parse_date(date)
     pinned = parse_date(today)
     settings = get_settings(config)
-    _tune_logging(debug)
+    tune_logging(debug)
     if not no_send:
         from newsletter.delivery.preflight import check_ready
 
@@ -149,7 +149,7 @@ def demo(
     )
 
     settings = get_settings(config)
-    _tune_logging(debug)
+    tune_logging(debug)
     out.mkdir(parents=True, exist_ok=True)
     reset_outputs(out)
     with demo_server() as server:
