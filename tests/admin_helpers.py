@@ -9,13 +9,16 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from newsletter.config import Settings
 from newsletter.delivery_models import Delivery
 from newsletter.models import IssuePaperRow, IssueRow, PaperRow
+from subscribers.models import Subscriber, Suppression
+from subscribers.validation import email_hash, mailbox_key, normalise_email
 from tests.subscriber_helpers import csrf_of
 
-ADMIN_TOKEN = "adm-9Jq4Lx2Vb7Nc1Zr8Tw5Yp3Hs6"
+ADMIN_TOKEN = "adm-9Jq4Lx2Vb7Nc1Zr8Tw5Yp3Hs6-Qx7vLp2mZr9"
 
 
 def with_admin(settings: Settings, token: str = ADMIN_TOKEN) -> Settings:
@@ -98,3 +101,18 @@ def seed_issue(
                 )
             )
     return int(issue_id)
+
+
+def find(session: Session, *, email: str) -> Subscriber | None:
+    """The row of this mailbox, read straight from the table."""
+    key = mailbox_key(normalise_email(email))
+    return session.exec(select(Subscriber).where(Subscriber.email_key == key)).first()
+
+
+def is_suppressed(session: Session, *, email: str) -> bool:
+    """Whether the suppression list holds this address (by its hash, as the store keeps it)."""
+    digest = email_hash(normalise_email(email))
+    return (
+        session.exec(select(Suppression).where(Suppression.email_hash == digest)).first()
+        is not None
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,11 @@ from newsletter.db import make_engine, upgrade
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Hypothesis keeps its example database in ./.hypothesis unless told otherwise: not in the checkout.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "newsletter-hypothesis")
+)
+
 # Caches and tools that may appear in a checkout while tests run; anything else is a test
 # writing into the checkout (tests write under tmp_path).
 _TOOL_PATHS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", "build")

@@ -24,7 +24,7 @@ from newsletter.web.admin.models import AdminAudit, AdminSigninFailure
 from subscribers import csvio, service
 from subscribers.models import Subscriber, Suppression
 from subscribers.validation import email_hash
-from tests.admin_helpers import ADMIN_TOKEN, seed_issue, sign_in, with_admin
+from tests.admin_helpers import ADMIN_TOKEN, find, is_suppressed, seed_issue, sign_in, with_admin
 from tests.subscriber_helpers import csrf_of, link_in, make_client, outbox, with_secret
 
 PAGES = ["/admin", "/admin/subscribers", "/admin/issues", "/admin/audit", "/admin/subscribers.csv"]
@@ -110,7 +110,7 @@ def test_nothing_is_reachable_without_the_session(
     engine = _engine(admin_settings)
     with Session(engine) as s:
         assert s.get(Subscriber, sid) is not None
-        assert service.find(s, email="x@y.org") is None
+        assert find(s, email="x@y.org") is None
     engine.dispose()
     from itsdangerous import URLSafeSerializer
 
@@ -394,12 +394,12 @@ def test_actions_change_the_store_and_are_recorded(
     r = _act(signed_in, sid, "suppress")
     assert r.status_code == 200 and "Suppressed" in r.text  # type: ignore[attr-defined]
     with Session(engine) as s:
-        assert service.is_suppressed(s, email="act@example.org")
+        assert is_suppressed(s, email="act@example.org")
         assert s.get(Subscriber, sid).status == "unsubscribed"  # type: ignore[union-attr]
     r = _act(signed_in, sid, "unsuppress")
     assert "Suppression (admin) lifted" in r.text  # type: ignore[attr-defined]
     with Session(engine) as s:
-        assert not service.is_suppressed(s, email="act@example.org")
+        assert not is_suppressed(s, email="act@example.org")
     r = _act(signed_in, sid, "resend-confirmation")  # not pending: refused, nothing sent
     assert r.status_code == 400  # type: ignore[attr-defined]
     r = _act(signed_in, sid, "erase")  # without ticking the box
@@ -408,7 +408,7 @@ def test_actions_change_the_store_and_are_recorded(
     assert "erased" in r.text  # type: ignore[attr-defined]
     with Session(engine) as s:
         assert s.get(Subscriber, sid) is None
-        assert service.is_suppressed(s, email="act@example.org")
+        assert is_suppressed(s, email="act@example.org")
     engine.dispose()
     log = _audit(admin_settings)
     assert [a.action for a in log][1:] == ["suppress", "unsuppress", "erase"]
@@ -492,7 +492,7 @@ def test_csv_export_and_import_use_the_cli_format(
     assert "line 4:" in r.text
     engine = _engine(admin_settings)
     with Session(engine) as s:
-        new = service.find(s, email="new@example.org")
+        new = find(s, email="new@example.org")
         assert new is not None and new.keywords == ["rl", "bandits"] and new.status == "pending"
     engine.dispose()
     assert [a.action for a in _audit(admin_settings)][-2:] == ["export", "import"]

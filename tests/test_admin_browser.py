@@ -24,7 +24,7 @@ from newsletter.web.admin.models import AdminAudit
 from newsletter.web.admin.throttle import PER_CLIENT
 from subscribers import csvio, service
 from subscribers.models import Subscriber
-from tests.admin_helpers import ADMIN_TOKEN, seed_issue
+from tests.admin_helpers import ADMIN_TOKEN, is_suppressed, seed_issue
 from tests.subscriber_helpers import SECRET
 from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _require_chromium
 
@@ -180,7 +180,7 @@ def test_the_operator_dashboard_in_chromium(tmp_path: Path, artifacts_dir: Path)
                 page.screenshot(path=str(shots / "03-subscriber.png"), full_page=True)
                 engine = make_engine(database_url)
                 with Session(engine) as s:
-                    assert service.is_suppressed(s, email="needle@example.org")
+                    assert is_suppressed(s, email="needle@example.org")
                     log = s.exec(select(AdminAudit).where(AdminAudit.subscriber_id == needle)).all()
                     assert [a.action for a in log] == ["suppress"]
 

@@ -1,10 +1,10 @@
 """The day always completes, with real processes: `newsletter serve` fired by its schedule, a
 slow SendGrid-compatible server, ~1,000 subscribers, the OpenAI-compatible model server.
 
-One test per database walks three interruptions in a row (each on a fresh day's state):
-SIGTERM in the middle of the send, then a new `newsletter serve` finishes by itself; the same
-with SIGKILL (policy ``resend``: only the in-flight requests may be doubled); `newsletter run`
-killed mid-send, `newsletter send` refused beside a running send, and `newsletter run` again.
+Three interruptions, each once per database: SIGTERM in the middle of the send, then a new
+`newsletter serve` finishes by itself; the same with SIGKILL (policy ``resend``: only the
+in-flight requests may be doubled); `newsletter run` killed mid-send, `newsletter send` refused
+beside a running send, and `newsletter run` again.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from newsletter.arxiv_replay import ReplayServer, demo_server
 from newsletter.config import Settings, load_settings
 from newsletter.delivery_models import Delivery
-from newsletter.models import IssuePaperRow, IssueRow, LockRow, RunRow
 from newsletter.scheduler import JOB_ID, JOBSTORE_TABLE, DigestScheduler
 from tests.fixtures_delivery import API_KEY, SECRET, FakeSendGrid, seed_subscribers
 from tests.fixtures_pipeline import recorded_papers, repo_config
@@ -150,15 +149,6 @@ class Stack:
         job._modify(next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
         store.update_job(job)
 
-    def new_day(self) -> None:
-        """Forget the day's issue, its e-mails and runs (the summaries cache stays)."""
-        with self.engine.begin() as conn:
-            for table in (Delivery, IssuePaperRow, IssueRow, RunRow, LockRow):
-                conn.execute(delete(table))
-        with self.sendgrid.lock:
-            self.sendgrid.server.requests.clear()
-            self.sendgrid.count = 0
-
     def readers_mailed(self) -> Counter[str]:
         return Counter(self.sendgrid.recipients())
 
@@ -246,14 +236,16 @@ def _tldrs(bodies: list[dict[str, object]]) -> set[str]:
     return found
 
 
-def test_the_day_completes_whatever_is_killed(stack: Stack) -> None:
-    # 1. SIGTERM (a deploy) in the middle of the scheduled send; a new `serve` finishes it.
+def test_a_new_serve_finishes_a_send_stopped_by_sigterm(stack: Stack) -> None:
+    """A deploy in the middle of the scheduled send; a new `serve` finishes it by itself."""
     stack.due_now()
     first = stack.serve()
     try:
         _mid_send(stack, first)
         first.popen.send_signal(signal.SIGTERM)  # the held request is in flight meanwhile
-        wait_for(lambda: "stopping: no new runs" in first.output(), what="the stop to begin")
+        wait_for(
+            lambda: "stopping: no new runs" in first.output(), timeout=60, what="the stop to begin"
+        )
         assert first.popen.poll() is None  # waiting for its in-flight requests
     finally:
         _release(stack)
@@ -275,8 +267,9 @@ def test_the_day_completes_whatever_is_killed(stack: Stack) -> None:
     assert _tldrs(stack.sendgrid.bodies()[sent_before:])
     assert len(stack.model.server.requests) == calls_before > 0
 
-    # 2. SIGKILL in the middle of the send: only the in-flight requests may be doubled.
-    stack.new_day()
+
+def test_a_new_serve_finishes_a_send_killed_by_sigkill(stack: Stack) -> None:
+    """SIGKILL in the middle of the send: only the in-flight requests may be doubled."""
     stack.due_now()
     killed = stack.serve()
     try:
@@ -296,8 +289,10 @@ def test_the_day_completes_whatever_is_killed(stack: Stack) -> None:
     biggest = max(len(b["personalizations"]) for b in stack.sendgrid.bodies())
     assert len(doubled) <= CONCURRENCY * biggest
 
-    # 3. `newsletter run` killed mid-send; `send` refused beside a running send; run again.
-    stack.new_day()
+
+def test_run_killed_mid_send_then_send_refused_and_run_again(stack: Stack) -> None:
+    """`newsletter run` (no --date) killed mid-send; `send` beside a running send is refused;
+    `run` again finishes the day."""
     run = stack.start("run")
     try:
         _mid_send(stack, run)

@@ -104,7 +104,7 @@ def apply(
 def send_confirmation(settings: Settings, session: Session, subscriber_id: int) -> None:
     """The same e-mail a signup sends, with the subscriber's current (unused) confirmation link."""
     sub = service.get(session, subscriber_id=subscriber_id)
-    url = link(settings, "confirm", subscriber_id, sub.token_nonce)
+    url = link(settings, "confirm", subscriber_id, sub.link_key, sub.token_nonce)
     send_message(settings, confirmation_message(settings, to=sub.email, confirm_url=url))
 
 
