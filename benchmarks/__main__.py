@@ -11,6 +11,7 @@ BENCHMARKS = (
     "benchmarks.subscribers_import",
     "benchmarks.bench_admin_search",
     "benchmarks.bench_delivery",
+    "benchmarks.bench_webhook",
 )
 
 if __name__ == "__main__":
