@@ -42,6 +42,9 @@ class ConfigError(Exception):
     """A configuration problem a person can fix; the CLI turns it into exit code 2."""
 
 
+_MAILTO = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -151,6 +154,22 @@ class EmailSettings(_Section):
         "arXiv digest for {date}: {count} papers", description="Subject; {date}, {count}"
     )
     list_id: str = Field("arxiv-digest.example.org", description="List-Id header value")
+    unsubscribe_mailto: str | None = Field(
+        None,
+        description=(
+            "Address added as `<mailto:ADDRESS?subject=unsubscribe>` to List-Unsubscribe, after "
+            "the one-click https link (unset: the https link only)"
+        ),
+    )
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _check_mailto(cls, value: str | None) -> str | None:
+        if value is not None and not _MAILTO.fullmatch(value):
+            raise ValueError(
+                "email.unsubscribe_mailto must be a bare address like unsubscribe@example.org"
+            )
+        return value or None
 
 
 class ScheduleSettings(_Section):

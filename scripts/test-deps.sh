@@ -26,3 +26,12 @@ if [ -f "$SHARED/tsg_mail_v3.yaml" ]; then
   patch -s build/sendgrid.yaml "$SHARED/spec.patch"
   patch -s build/sendgrid.yaml "$SHARED/spec-extras.patch"
 fi
+
+# Inbox-grade e-mail (issue 11): Node's mailparser reads our raw messages as an independent parser.
+MAILPARSER_VERSION=3.14.2
+if [ ! -d build/node-mail/node_modules/mailparser ]; then
+  echo "test-deps: installing mailparser $MAILPARSER_VERSION"
+  mkdir -p build/node-mail
+  (cd build/node-mail && [ -f package.json ] || echo '{"private":true}' > package.json)
+  (cd build/node-mail && npm install --silent --no-audit --no-fund --save-exact "mailparser@$MAILPARSER_VERSION" >/dev/null)
+fi
