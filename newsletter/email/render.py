@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import minify_html
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup, escape
 from mjml import mjml_to_html
@@ -33,10 +34,12 @@ from newsletter.email.shared import (
     KW1,
     KW2,
     MARKER_RE,
+    MORE,
     NUMBER,
     SharedBody,
     SliceError,
     Slots,
+    more_label,
     slice_part,
 )
 from newsletter.paths import templates_dir
@@ -79,6 +82,29 @@ def _mjml_to_html(source: str) -> tuple[str, list[str]]:
     return result.html, [str(e) for e in result.errors]
 
 
+_COLOR_SCHEME = (
+    '<meta name="color-scheme" content="light dark">'
+    '<meta name="supported-color-schemes" content="light dark">'
+)
+
+
+def finish_html(html: str) -> str:
+    """The compiled template as sent: the dark-mode metas MJML cannot write, then minified
+    (``minify-html``) with the Jinja syntax, our ``<!--nl:…-->`` markers, Outlook's conditional
+    comments and every closing tag kept. Done once per template version, so the per-issue
+    render and ``render_direct`` share exactly the same bytes."""
+    with_meta = html.replace("<head>", f"<head>{_COLOR_SCHEME}", 1)
+    minified: str = minify_html.minify(
+        with_meta,
+        keep_comments=True,
+        keep_closing_tags=True,
+        keep_html_and_head_opening_tags=True,
+        preserve_brace_template_syntax=True,
+        minify_css=True,
+    )
+    return minified
+
+
 def compiled_html(path: Path) -> str:
     """The MJML file compiled to HTML (still holding Jinja), once per process and file version."""
     key = (str(path.resolve()), path.stat().st_mtime_ns)
@@ -90,7 +116,7 @@ def compiled_html(path: Path) -> str:
                 raise TemplateError(f"{path}: not a valid MJML document: {exc}") from exc
             if errors:
                 raise TemplateError(f"{path}: MJML errors: {'; '.join(errors)}")
-            _compiled[key] = html
+            _compiled[key] = finish_html(html)
         return _compiled[key]
 
 
@@ -177,10 +203,18 @@ _HTML_SLOTS = {
     tags.INTRO,
     tags.CARDS,
     tags.NOTE,
+    tags.MORE,
     tags.UNSUBSCRIBE,
     tags.PREFERENCES,
 }
-_TEXT_SLOTS = {tags.TEXT_INTRO, tags.TEXT_CARDS, tags.TEXT_NOTE, tags.UNSUBSCRIBE, tags.PREFERENCES}
+_TEXT_SLOTS = {
+    tags.TEXT_INTRO,
+    tags.TEXT_CARDS,
+    tags.TEXT_NOTE,
+    tags.TEXT_MORE,
+    tags.UNSUBSCRIBE,
+    tags.PREFERENCES,
+}
 
 
 class DigestRenderer:
@@ -310,6 +344,7 @@ class DigestRenderer:
             "intro": tags.INTRO,
             "count": 0,
             "papers": papers,
+            "more_label": MORE,
             "has_summaries": True,
             "_text": {"intro": tags.TEXT_INTRO},
         }
@@ -348,14 +383,17 @@ class DigestRenderer:
     def render_direct(
         self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
     ) -> RenderedEmail:
-        """The template rendered for this selection alone (the naive way; a test reference)."""
+        """The template rendered for this selection alone (the naive way; a test reference); the
+        cards past the budget are cut where the shared body cuts them."""
+        shown = self.shared(view, summaries, selection.include_summaries).shown(selection)
+        hidden = len(selection.entries) - shown
         papers = [
             {
                 **self._paper(view, entry, summaries, selection.include_summaries),
                 "matched": [_one_line(k) for k in selection.matched.get(entry.paper.arxiv_id, ())],
                 "number": n,
             }
-            for n, entry in enumerate(selection.entries, start=1)
+            for n, entry in enumerate(selection.entries[:shown], start=1)
         ]
         slots = self.slots(view, selection)
         ctx = {
@@ -363,8 +401,9 @@ class DigestRenderer:
             "subject": slots.subject,
             "preheader": slots.preheader,
             "intro": slots.intro,
-            "count": len(papers),
+            "count": len(selection.entries),
             "papers": papers,
+            "more_label": more_label(hidden) if hidden else "",
             "has_summaries": any(p["tldr_html"] for p in papers),
         }
         html, text = self._render_parts(ctx)

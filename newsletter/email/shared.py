@@ -29,10 +29,25 @@ from newsletter.email import tags
 from newsletter.email.selection import Selection
 
 # Sentinels (Unicode private use) rendered where per-subscriber values go, then cut out.
-KW1, KW2, NUMBER = "\ue101", "\ue102", "\ue103"
+KW1, KW2, NUMBER, MORE = "\ue101", "\ue102", "\ue103", "\ue104"
 MARKER_RE = re.compile(r"<!--nl:/?[a-z]+-->")
 _CARD_RE = re.compile(r"<!--nl:card-->(.*?)<!--nl:/card-->", re.DOTALL)
 _NOTE_RE = re.compile(r"<!--nl:note-->(.*?)<!--nl:/note-->", re.DOTALL)
+_MORE_RE = re.compile(r"<!--nl:more-->(.*?)<!--nl:/more-->", re.DOTALL)
+
+# Gmail clips HTML over ~102 KB (footer and unsubscribe link included): a reader's HTML stays
+# under this many bytes; the cards past it become one "N more papers" link to the web archive.
+HTML_BUDGET = 90_000
+# Room kept in the budget for what is filled in per reader (links, subject, preheader, counts).
+SLOT_ALLOWANCE = 3_000
+
+
+def more_label(hidden: int) -> str:
+    """The link text that stands for the cards past the budget."""
+    noun = "paper" if hidden == 1 else "papers"
+    return f"{hidden} more {noun} in today's issue"
+
+
 _SLOT_RE = re.compile(rf"(<!--nl:why-->.*?<!--nl:/why-->|{NUMBER})", re.DOTALL)
 _KEYISH = re.compile(r"[A-Za-z0-9_-]")
 
@@ -75,6 +90,7 @@ class CardLayout:
 
     pieces: tuple[str, ...]  # section key, or "" for an empty piece
     slots: tuple[Slot, ...]
+    size: int = 0  # UTF-8 bytes of the pieces (the keywords and number not included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +99,7 @@ class PartSlices:
     cards: dict[str, CardLayout]
     why: Why | None
     sections: dict[str, str]
+    more: tuple[str, str]  # the section keys around the "N more papers" label
 
 
 def _boundary(text: str, where: str, at_start: bool) -> tuple[str, str]:
@@ -141,6 +158,13 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
     if note.group(1):
         sections[note_key] = note.group(1)
     frame = _NOTE_RE.sub(lambda _m: note_slot, frame).replace("<!--nl:cards-->", cards_slot)
+    more_blocks = _MORE_RE.findall(frame)
+    if len(more_blocks) != 1 or more_blocks[0].count(MORE) != 1:
+        raise SliceError("the template must mark the 'more papers' link exactly once")
+    more_keys = tags.MORE_KEYS[part]
+    for key, text in zip(more_keys, more_blocks[0].split(MORE), strict=True):
+        sections[key] = text
+    frame = _MORE_RE.sub(lambda _m: tags.MORE if part == "h" else tags.TEXT_MORE, frame)
     if MARKER_RE.search(frame):
         raise SliceError("an unknown <!--nl:…--> marker is left in the frame")
     why: Why | None = None
@@ -167,11 +191,12 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
             if key:
                 sections[key] = text
             keys.append(key)
-        layouts[arxiv_id] = CardLayout(tuple(keys), tuple(slots))
+        size = sum(len(sections[k].encode()) for k in keys if k)
+        layouts[arxiv_id] = CardLayout(tuple(keys), tuple(slots), size)
     for key, value in sections.items():
         tags.check_section(key, value)
     tags.check_frame(frame, frame_slots)
-    return PartSlices(frame, layouts, why, sections)
+    return PartSlices(frame, layouts, why, sections, more_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +227,34 @@ class SharedBody:
     has_tldr: frozenset[str]
     slots_for: Callable[[Selection], Slots]
 
+    def _bytes(self, key: str) -> int:
+        return len(self.sections.get(key, "").encode())
+
+    def shown(self, selection: Selection) -> int:
+        """How many of the reader's cards fit in ``HTML_BUDGET`` (the rest become a link)."""
+        base = len(self.html.encode()) + self._bytes(tags.DISCLAIMER) + SLOT_ALLOWANCE
+        sizes = []
+        for entry in selection.entries:
+            layout = self.html_cards.get(entry.paper.arxiv_id)
+            keywords = selection.matched.get(entry.paper.arxiv_id, ())
+            why = _card(CardLayout((), ()), self.html_why, keywords, 0, html=True)
+            why_bytes = len(expand_sections(why, self.sections).encode()) if why else 0
+            sizes.append((layout.size if layout else 0) + why_bytes + 4)
+        if base + sum(sizes) <= HTML_BUDGET:
+            return len(sizes)
+        total = base + sum(self._bytes(k) for k in tags.MORE_KEYS["h"]) + 64
+        for n, size in enumerate(sizes):
+            total += size
+            if total > HTML_BUDGET:
+                return n
+        return len(sizes)
+
     def substitutions(self, selection: Selection) -> dict[str, str]:
         """One subscriber's slot values (links not included: see ``render.link_substitutions``)."""
         html_cards: list[str] = []
         text_cards: list[str] = []
-        for position, entry in enumerate(selection.entries, start=1):
+        shown = self.shown(selection)
+        for position, entry in enumerate(selection.entries[:shown], start=1):
             arxiv_id = entry.paper.arxiv_id
             if arxiv_id not in self.html_cards:
                 raise KeyError(f"paper {arxiv_id} is not in the day's pool")
@@ -218,7 +266,11 @@ class SharedBody:
                 _card(self.text_cards[arxiv_id], self.text_why, keywords, position, html=False)
             )
         slots = self.slots_for(selection)
-        shows_tldr = any(e.paper.arxiv_id in self.has_tldr for e in selection.entries)
+        shows_tldr = any(e.paper.arxiv_id in self.has_tldr for e in selection.entries[:shown])
+        hidden = len(selection.entries) - shown
+        label = more_label(hidden) if hidden else ""
+        h0, h1 = tags.MORE_KEYS["h"]
+        t0, t1 = tags.MORE_KEYS["t"]
         return {
             tags.SUBJECT: slots.subject,
             tags.HTML_SUBJECT: str(escape(slots.subject)),
@@ -231,6 +283,8 @@ class SharedBody:
             tags.TEXT_NOTE: (
                 tags.TEXT_DISCLAIMER if shows_tldr and tags.TEXT_DISCLAIMER in self.sections else ""
             ),
+            tags.MORE: f"{h0}{escape(label)}{h1}" if hidden else "",
+            tags.TEXT_MORE: f"{t0}{label}{t1}" if hidden else "",
         }
 
 
