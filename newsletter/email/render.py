@@ -42,6 +42,7 @@ from newsletter.email.shared import (
     more_label,
     slice_part,
 )
+from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.paths import templates_dir
 from newsletter.sanitize import markdown_to_safe_html
 
@@ -178,16 +179,20 @@ def _paper_static(
 ) -> dict[str, Any]:
     """A paper's card without the subscriber's matches: the same in every body that shows it."""
     paper = entry.paper
-    tldr = _defuse(summary.tldr.strip()) if summary is not None and summary.tldr else ""
-    abstract = "" if tldr else snippet(paper.abstract)
+    tldr = (
+        _defuse(latex_to_text_markdown(summary.tldr.strip()))
+        if summary is not None and summary.tldr
+        else ""
+    )
+    abstract = "" if tldr else snippet(latex_to_text(paper.abstract))
     return {
         "arxiv_id": paper.arxiv_id,
-        "title": _one_line(paper.title),
+        "title": _one_line(latex_to_text(paper.title)),
         "abs_url": paper.abs_url,
         "pdf_url": paper.pdf_url,
         "html_url": paper.html_url,
         "archive_url": f"{settings.base_url}/archive/{view.date.isoformat()}#{paper.arxiv_id}",
-        "authors": authors_line(paper.authors),
+        "authors": authors_line(tuple(latex_to_text(a) for a in paper.authors)),
         "primary_category": paper.primary_category,
         "is_update": entry.is_update,
         # Markdown may spell a tag with escapes or entities: defuse what it produced too.
@@ -297,7 +302,7 @@ class DigestRenderer:
         """The per-subscriber sentences: subject, preheader, counts line."""
         count = len(selection.entries)
         if count:
-            first = _one_line(selection.entries[0].paper.title)
+            first = _one_line(latex_to_text(selection.entries[0].paper.title))
             more = f" and {count - 1} more" if count > 1 else ""
             preheader = snippet(f"{first}{more}", 140)
         else:

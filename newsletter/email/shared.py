@@ -161,9 +161,11 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
     more_blocks = _MORE_RE.findall(frame)
     if len(more_blocks) != 1 or more_blocks[0].count(MORE) != 1:
         raise SliceError("the template must mark the 'more papers' link exactly once")
-    more_keys = tags.MORE_KEYS[part]
-    for key, text in zip(more_keys, more_blocks[0].split(MORE), strict=True):
-        sections[key] = text
+    more_keys: list[str] = []
+    for key, text in zip(tags.MORE_KEYS[part], more_blocks[0].split(MORE), strict=True):
+        if text:  # SendGrid refuses an empty section
+            sections[key] = text
+        more_keys.append(key if text else "")
     frame = _MORE_RE.sub(lambda _m: tags.MORE if part == "h" else tags.TEXT_MORE, frame)
     if MARKER_RE.search(frame):
         raise SliceError("an unknown <!--nl:…--> marker is left in the frame")
@@ -196,7 +198,7 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
     for key, value in sections.items():
         tags.check_section(key, value)
     tags.check_frame(frame, frame_slots)
-    return PartSlices(frame, layouts, why, sections, more_keys)
+    return PartSlices(frame, layouts, why, sections, (more_keys[0], more_keys[1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +271,8 @@ class SharedBody:
         shows_tldr = any(e.paper.arxiv_id in self.has_tldr for e in selection.entries[:shown])
         hidden = len(selection.entries) - shown
         label = more_label(hidden) if hidden else ""
-        h0, h1 = tags.MORE_KEYS["h"]
-        t0, t1 = tags.MORE_KEYS["t"]
+        h0, h1 = (k if k in self.sections else "" for k in tags.MORE_KEYS["h"])
+        t0, t1 = (k if k in self.sections else "" for k in tags.MORE_KEYS["t"])
         return {
             tags.SUBJECT: slots.subject,
             tags.HTML_SUBJECT: str(escape(slots.subject)),

@@ -19,6 +19,7 @@ from newsletter.config import Settings
 from newsletter.domain import IssueEntry
 from newsletter.feedxml import FeedItem, FeedMeta, atom, rss
 from newsletter.issue_store import load_issue
+from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.matching import matcher, normalise_terms
 from newsletter.models import IssueRow
 from newsletter.summaries import cached_summaries
@@ -106,15 +107,19 @@ def collect_items(
             items.append(
                 FeedItem(
                     arxiv_id=paper.arxiv_id,
-                    title=" ".join(paper.title.split()),
+                    title=" ".join(latex_to_text(paper.title).split()),
                     link=paper.abs_url,
-                    authors=paper.authors,
+                    authors=tuple(latex_to_text(a) for a in paper.authors),
                     categories=paper.categories,
                     date=when,
                     published=paper.published,
                     score=entry.score,
                     matched_keywords=entry.matched_keywords,
-                    summary=summary.tldr if summary is not None else paper.abstract,
+                    summary=(
+                        latex_to_text_markdown(summary.tldr)
+                        if summary is not None
+                        else latex_to_text(paper.abstract)
+                    ),
                     archive_link=f"{settings.base_url}/archive/{day.isoformat()}#{paper.arxiv_id}",
                 )
             )
