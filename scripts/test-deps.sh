@@ -35,3 +35,11 @@ if [ ! -d build/node-mail/node_modules/mailparser ]; then
   (cd build/node-mail && [ -f package.json ] || echo '{"private":true}' > package.json)
   (cd build/node-mail && npm install --silent --no-audit --no-fund --save-exact "mailparser@$MAILPARSER_VERSION" >/dev/null)
 fi
+
+# Inbox-grade e-mail (issue 11): Debian's SpamAssassin scores the demo's e-mails (local rules).
+if ! command -v spamassassin >/dev/null 2>&1; then
+  echo "test-deps: installing Debian's spamassassin"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq spamassassin >/dev/null
+fi
