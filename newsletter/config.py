@@ -225,6 +225,11 @@ class Settings(_Section):
     archive_dir: str = Field("./archive", description="Markdown archive directory")
     base_url: str = Field("http://localhost:8000", description="Public URL of the site")
     site_name: str = Field("arXiv Digest", description="Name shown on pages and e-mails")
+    site_language: str = Field(
+        "en",
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+        description="Language tag (BCP 47: en, de-CH) of the feeds: RSS language, Atom xml:lang",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging")
 
     arxiv: ArxivSettings = Field(default_factory=ArxivSettings)
