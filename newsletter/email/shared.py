@@ -232,16 +232,29 @@ class SharedBody:
     def _bytes(self, key: str) -> int:
         return len(self.sections.get(key, "").encode())
 
+    def _why_bytes(self) -> tuple[int, int]:
+        """Bytes of the "why" line around the keywords, and between two keywords."""
+        why = self.html_why
+        if why is None:
+            return 0, 0
+        around = self._bytes(why.open_key) + self._bytes(why.close_key)
+        around += len(f"{why.open_trail}{why.close_lead}".encode())
+        between = self._bytes(why.mid_key) + len(f"{why.mid_lead}{why.mid_trail}".encode())
+        return around, between
+
     def shown(self, selection: Selection) -> int:
         """How many of the reader's cards fit in ``HTML_BUDGET`` (the rest become a link)."""
         base = len(self.html.encode()) + self._bytes(tags.DISCLAIMER) + SLOT_ALLOWANCE
+        around, between = self._why_bytes()
         sizes = []
         for entry in selection.entries:
             layout = self.html_cards.get(entry.paper.arxiv_id)
             keywords = selection.matched.get(entry.paper.arxiv_id, ())
-            why = _card(CardLayout((), ()), self.html_why, keywords, 0, html=True)
-            why_bytes = len(expand_sections(why, self.sections).encode()) if why else 0
-            sizes.append((layout.size if layout else 0) + why_bytes + 4)
+            why = 0
+            if keywords:
+                shown = sum(len(str(escape(tags.one_line(k))).encode()) for k in keywords)
+                why = around + shown + between * (len(keywords) - 1)
+            sizes.append((layout.size if layout else 0) + why + 4)
         if base + sum(sizes) <= HTML_BUDGET:
             return len(sizes)
         total = base + sum(self._bytes(k) for k in tags.MORE_KEYS["h"]) + 64
