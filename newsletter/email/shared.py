@@ -8,7 +8,11 @@ characters where per-subscriber values go (the keywords, the card's number in th
 
 - the frame: everything but the cards, with slots (``-cards-``, ``-intro-``, ``-subject-``…);
 - sections: each card's static pieces (``-h3p0-``, ``-h3p1-`` for card 3 in HTML, ``-t3p…-`` in
-  text), the pieces of the "why" line around the keywords, and the disclaimer.
+  text), the pieces of the "why" line around the keywords, the disclaimer, and the pieces of the
+  "N more papers in today's issue" link (``<!--nl:more-->…``) around its label.
+
+A reader's cards that would take the HTML past ``HTML_BUDGET`` become that link
+(``SharedBody.shown`` adds up the section sizes; nothing is expanded to measure).
 
 ``SharedBody.substitutions(selection)`` is one subscriber's slot values: their cards in their
 order as section tags with their escaped keywords in between, their count, subject, preheader.
@@ -35,6 +39,9 @@ _CARD_RE = re.compile(r"<!--nl:card-->(.*?)<!--nl:/card-->", re.DOTALL)
 _NOTE_RE = re.compile(r"<!--nl:note-->(.*?)<!--nl:/note-->", re.DOTALL)
 _MORE_RE = re.compile(r"<!--nl:more-->(.*?)<!--nl:/more-->", re.DOTALL)
 
+_SLOT_RE = re.compile(rf"(<!--nl:why-->.*?<!--nl:/why-->|{NUMBER})", re.DOTALL)
+_KEYISH = re.compile(r"[A-Za-z0-9_-]")
+
 # Gmail clips HTML over ~102 KB (footer and unsubscribe link included): a reader's HTML stays
 # under this many bytes; the cards past it become one "N more papers" link to the web archive.
 HTML_BUDGET = 90_000
@@ -47,9 +54,6 @@ def more_label(hidden: int) -> str:
     noun = "paper" if hidden == 1 else "papers"
     return f"{hidden} more {noun} in today's issue"
 
-
-_SLOT_RE = re.compile(rf"(<!--nl:why-->.*?<!--nl:/why-->|{NUMBER})", re.DOTALL)
-_KEYISH = re.compile(r"[A-Za-z0-9_-]")
 
 Slot = Literal["num", "why"]
 
@@ -99,7 +103,6 @@ class PartSlices:
     cards: dict[str, CardLayout]
     why: Why | None
     sections: dict[str, str]
-    more: tuple[str, str]  # the section keys around the "N more papers" label
 
 
 def _boundary(text: str, where: str, at_start: bool) -> tuple[str, str]:
@@ -161,11 +164,9 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
     more_blocks = _MORE_RE.findall(frame)
     if len(more_blocks) != 1 or more_blocks[0].count(MORE) != 1:
         raise SliceError("the template must mark the 'more papers' link exactly once")
-    more_keys: list[str] = []
     for key, text in zip(tags.MORE_KEYS[part], more_blocks[0].split(MORE), strict=True):
         if text:  # SendGrid refuses an empty section
             sections[key] = text
-        more_keys.append(key if text else "")
     frame = _MORE_RE.sub(lambda _m: tags.MORE if part == "h" else tags.TEXT_MORE, frame)
     if MARKER_RE.search(frame):
         raise SliceError("an unknown <!--nl:…--> marker is left in the frame")
@@ -198,7 +199,7 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
     for key, value in sections.items():
         tags.check_section(key, value)
     tags.check_frame(frame, frame_slots)
-    return PartSlices(frame, layouts, why, sections, (more_keys[0], more_keys[1]))
+    return PartSlices(frame, layouts, why, sections)
 
 
 @dataclass(frozen=True, slots=True)
