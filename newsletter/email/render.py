@@ -2,7 +2,9 @@
 
 ``templates/email/digest.mjml`` is MJML with Jinja: control flow sits in ``<mj-raw>`` so MJML
 passes it through. MJML is compiled by the ``mjml`` package once per process (cached by path and
-modification time); the compiled HTML becomes a Jinja template with autoescaping. It is rendered
+modification time) and minified (``finish_html``); the compiled HTML becomes a Jinja template
+with autoescaping. Titles, authors, abstracts and TL;DRs have their LaTeX rendered as Unicode
+(``newsletter.latex``). It is rendered
 ONCE per issue and variant (with or without TL;DRs) with every card of the day's pool, then cut
 into a frame and card sections (``newsletter.email.shared``). Each subscriber's e-mail is that
 body plus their SendGrid-style ``substitutions`` (links, subject, counts, their cards in their
