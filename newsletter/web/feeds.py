@@ -87,8 +87,9 @@ def entry_times(day: dt.date, pool: Sequence[IssueEntry]) -> dict[str, dt.dateti
     every entry of a feed has its own ``updated``, the same in every filtered feed, and within
     minutes of when it truly appeared."""
     announced = announcement_time(day)
-    ordered = sorted(pool, key=lambda e: (e.paper.updated or e.paper.published, e.paper.arxiv_id))
-    return {e.paper.arxiv_id: announced + dt.timedelta(seconds=n) for n, e in enumerate(ordered)}
+    papers = {e.paper.arxiv_id: e.paper for e in pool}
+    ordered = sorted(papers.values(), key=lambda p: (p.updated or p.published, p.arxiv_id))
+    return {p.arxiv_id: announced + dt.timedelta(seconds=n) for n, p in enumerate(ordered)}
 
 
 def collect_items(
