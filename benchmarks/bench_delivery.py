@@ -1,7 +1,10 @@
 """Delivery benchmark: 100,000 subscribers through the SendGrid backend vs the naive loop.
 
 ``python -m benchmarks.bench_delivery [--subscribers N] [--naive N] [--latency S]
-[--concurrency N] [--sections]``
+[--concurrency N] [--sections] [--distinct]``
+
+``--distinct``: every subscriber has 2–6 keywords of their own (and 0–3 categories), so most
+bodies are distinct (the default: half get the global digest, half 1–5 keywords).
 
 A local SendGrid-compatible server, in its own process (as a real provider is: it takes none
 of the sender's CPU or GIL), answers every request after ``--latency`` seconds (50 ms).
@@ -111,20 +114,21 @@ def recorded_view(n: int = 30) -> IssueView:
     return IssueView(DAY, len(entries), ("cs.LG",), tuple(entries), tuple(entries))
 
 
-def seed(engine_url: str, n: int, rng: random.Random) -> None:
+def seed(engine_url: str, n: int, rng: random.Random, *, distinct: bool = False) -> None:
     engine = make_engine(engine_url)
     upgrade(engine)
     now = dt.datetime.now(dt.UTC)
     rows = []
     for i in range(n):
-        own = i % 2 == 1
+        own = distinct or i % 2 == 1
+        count = rng.randint(2, 6) if distinct else rng.randint(1, 5)
         rows.append(
             {
                 "email": f"reader{i}@example.com",
                 "status": "active",
                 "created_at": now,
                 "status_changed_at": now,
-                "keywords": rng.sample(VOCAB, rng.randint(1, 5)) if own else [],
+                "keywords": rng.sample(VOCAB, count) if own else [],
                 "categories": rng.sample(CATS, rng.randint(0, 3)) if own else [],
                 "include_summaries": True,
                 "token_nonce": "",
@@ -143,35 +147,40 @@ def seed(engine_url: str, n: int, rng: random.Random) -> None:
 
 class FakeSendGrid:
     """A SendGrid-compatible Mail Send endpoint: 202 + X-Message-Id after ``latency`` seconds,
-    HTTP/1.1 (keep-alive when the client asks for it); counts the requests it answered."""
+    HTTP/1.1 (keep-alive when the client asks for it); counts the requests it answered and the
+    bytes of their bodies."""
 
     def __init__(self, latency: float) -> None:
         self.server = TestServer(record=False)
         self.latency = latency
         self.answered = 0
+        self.body_bytes = 0
         self._lock = threading.Lock()
         self.server.routes[("POST", "/v3/mail/send")] = self.handle
 
-    def handle(self, _req: Request) -> Response:
+    def handle(self, req: Request) -> Response:
         time.sleep(self.latency)  # the provider's answer time
         with self._lock:
             self.answered += 1
+            self.body_bytes += len(req.body)
             n = self.answered
         return Response(202, b"", headers={"X-Message-Id": f"sg-{n}"})
 
 
 def _serve(latency: float, conn: Connection) -> None:
-    """The provider's process: serve until told to stop; answer "count" with the requests so far."""
+    """The provider's process: serve until told to stop; answer "count" with the requests so far
+    and the bytes of their bodies."""
     fake = FakeSendGrid(latency)
     with fake.server:
         conn.send(fake.server.url)
         while conn.recv() == "count":
-            conn.send(fake.answered)
+            conn.send((fake.answered, fake.body_bytes))
 
 
 class Provider:
     """The fake SendGrid in its own process, as a real provider would be: the sender's GIL and
-    CPU are the sender's alone. ``requests()`` asks it how many requests it has answered."""
+    CPU are the sender's alone. ``requests()`` asks it how many requests it has answered and
+    how many bytes of request bodies it has read."""
 
     def __init__(self, latency: float) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -184,9 +193,10 @@ class Provider:
         self.url = self._conn.recv()
         return self
 
-    def requests(self) -> int:
+    def requests(self) -> tuple[int, int]:
         self._conn.send("count")
-        return int(self._conn.recv())
+        answered, body_bytes = self._conn.recv()
+        return int(answered), int(body_bytes)
 
     def __exit__(self, *_exc: object) -> None:
         self._conn.send("stop")
@@ -252,13 +262,18 @@ def main(argv: list[str] | None = None) -> None:
         default=False,
         help="delivery.sendgrid_sections (default off, as in the product)",
     )
+    ap.add_argument(
+        "--distinct",
+        action="store_true",
+        help="every subscriber with 2-6 keywords of their own (most bodies distinct)",
+    )
     args = ap.parse_args(argv)
     rng = random.Random(42)
     view = recorded_view()
     with tempfile.TemporaryDirectory() as tmp, Provider(args.latency) as server:
         url = f"sqlite:///{tmp}/bench.db"
         t0 = time.perf_counter()
-        seed(url, args.subscribers, rng)
+        seed(url, args.subscribers, rng, distinct=args.distinct)
         print(f"seeded {args.subscribers:,} subscribers in {time.perf_counter() - t0:.1f} s")
         settings = settings_for_tests(
             database_url=url,
@@ -291,10 +306,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  total    {wall:8.2f} s  for {report.sent:,} handed over ({fast_rate:,.0f}/s)")
         print(f"  CPU time of the sending process {cpu:.1f} s (2 cores)")
         print(f"  no match {report.no_match:,}; failed {report.failed}; deferred {report.deferred}")
-        answered = server.requests()
+        answered, body_bytes = server.requests()
         print(
             f"  requests {report.requests:,} (the provider answered {answered:,}); "
             f"distinct bodies {report.distinct_bodies:,}; waves {report.waves:,}"
+        )
+        print(
+            f"  request bodies {body_bytes / 1e6:,.1f} MB, "
+            f"{body_bytes / max(answered, 1) / 1000:,.1f} kB per request"
         )
         print(f"  peak memory (max RSS) {peak_mb:,.0f} MB")
         slow_rate = naive(settings, view, server.url, args.naive, url)

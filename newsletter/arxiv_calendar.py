@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 ARXIV_TZ = ZoneInfo("America/New_York")
 DEADLINE = dt.time(14, 0)
+ANNOUNCED_AT = dt.time(20, 0)
 
 
 def is_announcement_day(day: dt.date) -> bool:
@@ -42,6 +43,13 @@ def submission_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(start_day, DEADLINE, tzinfo=ARXIV_TZ)
     end = dt.datetime.combine(end_day, DEADLINE, tzinfo=ARXIV_TZ)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def announcement_time(day: dt.date) -> dt.datetime:
+    """When the feed dated ``day`` was announced (20:00 US Eastern the weekday before), in UTC;
+    for a weekend date, the announcement before it."""
+    evening = _previous_weekday(day)
+    return dt.datetime.combine(evening, ANNOUNCED_AT, tzinfo=ARXIV_TZ).astimezone(dt.UTC)
 
 
 def announcement_date(submitted: dt.datetime) -> dt.date:

@@ -49,6 +49,9 @@ class ConfigError(Exception):
     """A configuration problem a person can fix; the CLI turns it into exit code 2."""
 
 
+_MAILTO = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -169,6 +172,22 @@ class EmailSettings(_Section):
         "arXiv digest for {date}: {count} papers", description="Subject; {date}, {count}"
     )
     list_id: str = Field("arxiv-digest.example.org", description="List-Id header value")
+    unsubscribe_mailto: str | None = Field(
+        None,
+        description=(
+            "Address added as `<mailto:ADDRESS?subject=unsubscribe>` to List-Unsubscribe, after "
+            "the one-click https link (unset: the https link only)"
+        ),
+    )
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _check_mailto(cls, value: str | None) -> str | None:
+        if value is not None and not _MAILTO.fullmatch(value):
+            raise ValueError(
+                "email.unsubscribe_mailto must be a bare address like unsubscribe@example.org"
+            )
+        return value or None
 
     _check_addresses = field_validator("from_email", "reply_to")(check_address)
 
@@ -253,6 +272,11 @@ class Settings(_Section):
     archive_dir: str = Field("./archive", description="Markdown archive directory")
     base_url: str = Field("http://localhost:8000", description="Public URL of the site")
     site_name: str = Field("arXiv Digest", description="Name shown on pages and e-mails")
+    site_language: str = Field(
+        "en",
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+        description="Language tag (BCP 47: en, de-CH) of the feeds: RSS language, Atom xml:lang",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging")
 
     arxiv: ArxivSettings = Field(default_factory=ArxivSettings)

@@ -26,6 +26,7 @@ class FeedItem:
     authors: tuple[str, ...]
     categories: tuple[str, ...]
     date: dt.datetime  # the date: what "newest first" orders by
+    updated: dt.datetime  # Atom: when this entry appeared (unique within a feed)
     published: dt.datetime
     score: float
     matched_keywords: tuple[str, ...]
@@ -41,6 +42,7 @@ class FeedMeta:
     description: str
     feed_id: str
     updated: dt.datetime
+    language: str = "en"  # RSS <language>, Atom xml:lang
 
 
 def clean(text: str) -> str:
@@ -75,6 +77,7 @@ def rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     _sub(channel, "title", meta.title)
     _sub(channel, "link", meta.link)
     _sub(channel, "description", meta.description)
+    _sub(channel, "language", meta.language)
     _sub(channel, "lastBuildDate", format_datetime(meta.updated.astimezone(dt.UTC), usegmt=True))
     _sub(channel, f"{{{ATOM_NS}}}link", href=meta.self_link, rel="self", type="application/rss+xml")
     for item in items:
@@ -93,7 +96,9 @@ def rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
 
 
 def atom(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
-    root = ET.Element("feed", {"xmlns": ATOM_NS})
+    root = ET.Element(
+        "feed", {"xmlns": ATOM_NS, "{http://www.w3.org/XML/1998/namespace}lang": meta.language}
+    )
     _sub(root, "id", meta.feed_id)
     _sub(root, "title", meta.title)
     _sub(root, "subtitle", meta.description)
@@ -108,7 +113,7 @@ def atom(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
         _sub(entry, "title", item.title, type="text")
         _sub(entry, "link", href=item.link, rel="alternate")
         _sub(entry, "link", href=item.archive_link, rel="related", type="text/html")
-        _sub(entry, "updated", _iso(item.date))
+        _sub(entry, "updated", _iso(item.updated))
         _sub(entry, "published", _iso(item.published))
         for name in item.authors:
             _sub(_sub(entry, "author"), "name", name)

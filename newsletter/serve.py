@@ -24,10 +24,12 @@ def serve(settings: Settings, *, host: str, port: int, scheduler: bool = True) -
     """Run the web app (and the scheduler) until SIGINT/SIGTERM. ConfigError on a bad key."""
     import uvicorn
 
+    from newsletter.email.sender_checks import warn_about_sender
     from newsletter.service import background
     from newsletter.startup_report import log_startup
     from newsletter.web.app import create_app
 
+    warn_about_sender(settings)
     enabled = scheduler and settings.schedule.enabled
     log_startup(settings, scheduler=enabled)
     app = create_app(settings, background=background if enabled else None)

@@ -29,6 +29,7 @@ from tests.fixtures_delivery import (
     sendgrid_delivers,
 )
 from tests.fixtures_email import RECORDED_DAY
+from tests.independent_parsers import mailparser, raw_header_lines
 
 DT = Delivery.__table__.c  # type: ignore[attr-defined]
 
@@ -220,3 +221,9 @@ def test_file_backend_eml_parses_back(engine: Engine, database_url: str, tmp_pat
         row = conn.execute(select(Delivery.__table__)).one()  # type: ignore[attr-defined]
     assert row.subscriber_id == sid and row.message_id == msg["Message-ID"]
     assert row.provider_message_id == path.name
+    raw = path.read_bytes()
+    assert raw_header_lines(raw, "List-Unsubscribe") == [f"List-Unsubscribe: {unsub}".encode()]
+    assert raw_header_lines(raw, "Message-ID") == [f"Message-ID: {msg['Message-ID']}".encode()]
+    for name in ("List-Id", "List-Unsubscribe-Post", "Date"):
+        assert len(raw_header_lines(raw, name)) == 1 and b"=?" not in raw_header_lines(raw, name)[0]
+    assert mailparser(raw)["unsubscribe_url"] == link

@@ -27,6 +27,7 @@ from newsletter.delivery.backends.smtp import SMTPBackend
 from newsletter.delivery.send import send_issue
 from tests.fixtures_delivery import delivery_settings, recorded_view, seed_issue, seed_subscribers
 from tests.fixtures_email import RECORDED_DAY
+from tests.independent_parsers import mailparser, raw_header_lines
 from tests.test_delivery_sendgrid import batch
 
 USER, PASSWORD = "digest", "s3cret-pass"
@@ -147,6 +148,10 @@ def test_issue_over_smtp_one_connection_per_batch(
     msg = email.message_from_bytes(inbox.messages[0][2], policy=email.policy.default)
     assert msg.get_content_type() == "multipart/alternative"
     assert msg["List-Unsubscribe"].startswith("<https://digest.example.org/unsubscribe/")
+    raw = inbox.messages[0][2]
+    (line,) = raw_header_lines(raw, "List-Unsubscribe")
+    assert line == f"List-Unsubscribe: {msg['List-Unsubscribe']}".encode()
+    assert mailparser(raw)["unsubscribe_url"] == str(msg["List-Unsubscribe"])[1:-1]
 
 
 def test_refused_recipients_fail_or_retry_by_reply_code(cert: tuple[Path, Path]) -> None:

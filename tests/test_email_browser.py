@@ -115,3 +115,55 @@ def test_digest_fits_viewport_and_keeps_every_link(
     missing = [u for u in expected if u not in hrefs]
     assert not missing, missing
     assert outside == [], f"the e-mail loads remote resources: {outside}"
+
+
+_CONTRAST = """
+(pairs) => {
+  const rgb = (s) => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = c.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => {
+    const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05);
+  };
+  return pairs.map(([fg, bg]) => {
+    const f = document.querySelector(fg), b = document.querySelector(bg);
+    return [fg, ratio(rgb(getComputedStyle(f).color), rgb(getComputedStyle(b).backgroundColor))];
+  });
+}
+"""
+# Text and the box it sits on: title, body, metadata, chip, TL;DR, links.
+_PAIRS = [
+    [".ti a", ".box"],
+    [".au", ".box"],
+    [".meta", ".box"],
+    [".chip", ".chip"],
+    [".tldr p:not(.lbl)", ".tldr"],
+    [".links a", ".box"],
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_digest_keeps_contrast_in_light_and_dark_mode(
+    browser: Any, artifacts_dir: Path, scheme: str
+) -> None:
+    html, _ = _digest_html()
+    assert 'content="light dark" name=color-scheme' in html
+    for width in (375, 800):
+        context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+        page = context.new_page()
+        page.set_content(html, wait_until="load")
+        ratios = dict(page.evaluate(_CONTRAST, _PAIRS))
+        box = page.eval_on_selector(".box", "e => getComputedStyle(e).backgroundColor")
+        page.screenshot(
+            path=str(artifacts_dir / f"email-digest-{width}px-{scheme}.png"), full_page=True
+        )
+        context.close()
+        assert (box == "rgb(255, 255, 255)") is (scheme == "light"), box
+        low = {sel: round(r, 2) for sel, r in ratios.items() if r < 4.5}
+        assert not low, f"text below WCAG AA contrast in {scheme} mode: {low}"

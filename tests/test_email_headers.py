@@ -7,17 +7,20 @@ import email
 import email.policy
 
 import pytest
+from pydantic import ValidationError
 
-from newsletter.config import settings_for_tests
+from newsletter.config import Settings, settings_for_tests
 from newsletter.email.headers import (
     HeaderInjectionError,
     build_message,
     digest_headers,
+    fold_raw,
     new_message_id,
 )
-from newsletter.email.render import DigestRenderer, personalise
+from newsletter.email.render import DigestRenderer, RenderedEmail, personalise
 from newsletter.email.selection import SubscriberPrefs, select_all
 from tests.fixtures_email import make_view, paper
+from tests.independent_parsers import mailparser, raw_header_lines
 
 SETTINGS = settings_for_tests(
     base_url="https://digest.example.org",
@@ -114,3 +117,76 @@ def test_message_is_rfc5322_multipart_alternative_and_round_trips() -> None:
     text = back.get_body(("plain",)).get_content()
     assert "Ünïcode title — LLMs" in html and "Ünïcode title — LLMs" in text
     assert UNSUB in html and UNSUB in text
+
+
+LONG_UNSUB = "https://digest.example.org/unsubscribe/" + "eyJzIjoxMjM0NSwidCI6InUifQ" * 4 + ".sig_-"
+RAW_MID = "<digest.20260422.7.0123456789abcdef0123456789abcdef@mail.example.org>"
+
+
+def _raw_message(settings: Settings) -> bytes:
+    h = digest_headers(
+        settings,
+        to="reader@example.org",
+        unsubscribe_url=LONG_UNSUB,
+        message_id=RAW_MID,
+        subject="Ünïcode subject",
+        now=lambda: NOW,
+    )
+    return bytes(build_message(settings, RenderedEmail("s", "<p>x</p>", "x"), h))
+
+
+def test_list_headers_are_written_raw_and_an_independent_parser_reads_them() -> None:
+    raw = _raw_message(SETTINGS)
+    assert raw_header_lines(raw, "List-Unsubscribe") == [
+        b"List-Unsubscribe: <" + LONG_UNSUB.encode() + b">"
+    ]
+    assert raw_header_lines(raw, "List-Unsubscribe-Post") == [
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
+    ]
+    assert raw_header_lines(raw, "List-Id") == [
+        b'List-Id: "arXiv Digest" <daily.digest.example.org>'
+    ]
+    assert raw_header_lines(raw, "Message-ID") == [b"Message-ID: " + RAW_MID.encode()]
+    assert raw_header_lines(raw, "Date") == [b"Date: Wed, 22 Apr 2026 06:00:00 +0000"]
+    assert raw_header_lines(raw, "Subject")[0].startswith(b"Subject: =?utf-8?")  # still encoded
+    seen = mailparser(raw)
+    assert seen["unsubscribe_url"] == LONG_UNSUB and seen["unsubscribe_mail"] is None
+    assert seen["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
+    assert seen["list_id"] == {"name": "arXiv Digest", "id": "daily.digest.example.org"}
+    assert seen["message_id"] == RAW_MID
+    assert seen["date"] == "2026-04-22T06:00:00.000Z"
+    assert seen["subject"] == "Ünïcode subject"
+
+
+def test_mailto_is_a_second_element_folded_between_the_two() -> None:
+    settings = SETTINGS.model_copy(
+        update={
+            "email": SETTINGS.email.model_copy(update={"unsubscribe_mailto": "unsub@example.org"})
+        }
+    )
+    raw = _raw_message(settings)
+    assert raw_header_lines(raw, "List-Unsubscribe") == [
+        b"List-Unsubscribe: <" + LONG_UNSUB.encode() + b">,",
+        b" <mailto:unsub@example.org?subject=unsubscribe>",
+    ]
+    seen = mailparser(raw)
+    assert seen["unsubscribe_url"] == LONG_UNSUB
+    assert seen["unsubscribe_mail"] == "unsub@example.org?subject=unsubscribe"
+    back = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(back["List-Unsubscribe"]) == (
+        f"<{LONG_UNSUB}>, <mailto:unsub@example.org?subject=unsubscribe>"
+    )
+
+
+def test_short_list_elements_share_a_line_and_fold_only_between_elements() -> None:
+    assert fold_raw("List-Unsubscribe", "<https://a.org/u>, <mailto:u@a.org>") == (
+        "List-Unsubscribe: <https://a.org/u>, <mailto:u@a.org>\r\n"
+    )
+    with pytest.raises(ValueError, match="998"):
+        fold_raw("List-Unsubscribe", "<https://a.org/" + "x" * 1000 + ">")
+
+
+@pytest.mark.parametrize("bad", ["not an address", "a@b", "x@y.org\r\nBcc: z@w.org", "<a@b.org>"])
+def test_unsubscribe_mailto_must_be_an_address(bad: str) -> None:
+    with pytest.raises(ValidationError, match="email.unsubscribe_mailto"):
+        settings_for_tests(email={"unsubscribe_mailto": bad})

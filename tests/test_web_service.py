@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,11 @@ def with_secrets(
     return settings.model_copy(update=update)
 
 
-@pytest.fixture
-def site(make_settings: Callable[..., Settings]) -> Iterator[tuple[TestClient, Settings, Engine]]:
+@contextmanager
+def site_of(
+    make_settings: Callable[..., Settings],
+) -> Iterator[tuple[TestClient, Settings, Engine]]:
+    """The app over a database of two issues (one hostile title, one summary)."""
     settings = with_secrets(make_settings(ai_summary={"enabled": True}))
     engine = make_engine(settings.database_url)
     add_paper(
@@ -126,6 +130,12 @@ def site(make_settings: Callable[..., Settings]) -> Iterator[tuple[TestClient, S
     with TestClient(app) as client:
         yield client, settings, engine
     engine.dispose()
+
+
+@pytest.fixture
+def site(make_settings: Callable[..., Settings]) -> Iterator[tuple[TestClient, Settings, Engine]]:
+    with site_of(make_settings) as built:
+        yield built
 
 
 def test_archive_index_lists_issues_newest_first(site: Any) -> None:

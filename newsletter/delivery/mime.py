@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
 
 from newsletter.delivery.backends.base import (
@@ -16,6 +15,7 @@ from newsletter.delivery.backends.base import (
     check_header,
     check_headers,
 )
+from newsletter.email.headers import DIGEST_POLICY
 from newsletter.email.render import personalise
 
 # Headers the message builder sets itself; a batch or recipient may not override them.
@@ -36,7 +36,7 @@ def personal_message(batch: Batch, recipient: Recipient) -> EmailMessage:
     personal = personalise(batch.content, recipient.substitutions)
     subject = personal.subject
     check_header("Subject", subject)
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=DIGEST_POLICY)
     sender: Sender = batch.sender
     msg["From"] = _address(sender.email, sender.name)
     msg["To"] = _address(recipient.email)

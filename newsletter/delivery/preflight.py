@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from newsletter.config import ConfigError, Settings
 from newsletter.delivery.backends import make_backend
+from newsletter.email.sender_checks import warn_about_sender
 from subscribers.links import secret_of
 
 
@@ -20,3 +21,4 @@ def check_ready(settings: Settings, environ: Mapping[str, str] | None = None) ->
             "set it, or run with --no-send"
         ) from exc
     make_backend(settings, environ).close()
+    warn_about_sender(settings)

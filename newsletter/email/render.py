@@ -2,7 +2,9 @@
 
 ``templates/email/digest.mjml`` is MJML with Jinja: control flow sits in ``<mj-raw>`` so MJML
 passes it through. MJML is compiled by the ``mjml`` package once per process (cached by path and
-modification time); the compiled HTML becomes a Jinja template with autoescaping. It is rendered
+modification time) and minified (``finish_html``); the compiled HTML becomes a Jinja template
+with autoescaping. Titles, authors, abstracts and TL;DRs have their LaTeX rendered as Unicode
+(``newsletter.latex``). It is rendered
 ONCE per issue and variant (with or without TL;DRs) with every card of the day's pool, then cut
 into a frame and card sections (``newsletter.email.shared``). Each subscriber's e-mail is that
 body plus their SendGrid-style ``substitutions`` (links, subject, counts, their cards in their
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import minify_html
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup, escape
 from mjml import mjml_to_html
@@ -33,12 +36,15 @@ from newsletter.email.shared import (
     KW1,
     KW2,
     MARKER_RE,
+    MORE,
     NUMBER,
     SharedBody,
     SliceError,
     Slots,
+    more_label,
     slice_part,
 )
+from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.paths import templates_dir
 from newsletter.sanitize import markdown_to_safe_html
 
@@ -79,6 +85,29 @@ def _mjml_to_html(source: str) -> tuple[str, list[str]]:
     return result.html, [str(e) for e in result.errors]
 
 
+_COLOR_SCHEME = (
+    '<meta name="color-scheme" content="light dark">'
+    '<meta name="supported-color-schemes" content="light dark">'
+)
+
+
+def finish_html(html: str) -> str:
+    """The compiled template as sent: the dark-mode metas MJML cannot write, then minified
+    (``minify-html``) with the Jinja syntax, our ``<!--nl:…-->`` markers, Outlook's conditional
+    comments and every closing tag kept. Done once per template version, so the per-issue
+    render and ``render_direct`` share exactly the same bytes."""
+    with_meta = html.replace("<head>", f"<head>{_COLOR_SCHEME}", 1)
+    minified: str = minify_html.minify(
+        with_meta,
+        keep_comments=True,
+        keep_closing_tags=True,
+        keep_html_and_head_opening_tags=True,
+        preserve_brace_template_syntax=True,
+        minify_css=True,
+    )
+    return minified
+
+
 def compiled_html(path: Path) -> str:
     """The MJML file compiled to HTML (still holding Jinja), once per process and file version."""
     key = (str(path.resolve()), path.stat().st_mtime_ns)
@@ -90,7 +119,7 @@ def compiled_html(path: Path) -> str:
                 raise TemplateError(f"{path}: not a valid MJML document: {exc}") from exc
             if errors:
                 raise TemplateError(f"{path}: MJML errors: {'; '.join(errors)}")
-            _compiled[key] = html
+            _compiled[key] = finish_html(html)
         return _compiled[key]
 
 
@@ -152,16 +181,20 @@ def _paper_static(
 ) -> dict[str, Any]:
     """A paper's card without the subscriber's matches: the same in every body that shows it."""
     paper = entry.paper
-    tldr = _defuse(summary.tldr.strip()) if summary is not None and summary.tldr else ""
-    abstract = "" if tldr else snippet(paper.abstract)
+    tldr = (
+        _defuse(latex_to_text_markdown(summary.tldr.strip()))
+        if summary is not None and summary.tldr
+        else ""
+    )
+    abstract = "" if tldr else snippet(latex_to_text(paper.abstract))
     return {
         "arxiv_id": paper.arxiv_id,
-        "title": _one_line(paper.title),
+        "title": _one_line(latex_to_text(paper.title)),
         "abs_url": paper.abs_url,
         "pdf_url": paper.pdf_url,
         "html_url": paper.html_url,
         "archive_url": f"{settings.base_url}/archive/{view.date.isoformat()}#{paper.arxiv_id}",
-        "authors": authors_line(paper.authors),
+        "authors": authors_line(tuple(latex_to_text(a) for a in paper.authors)),
         "primary_category": paper.primary_category,
         "is_update": entry.is_update,
         # Markdown may spell a tag with escapes or entities: defuse what it produced too.
@@ -177,10 +210,18 @@ _HTML_SLOTS = {
     tags.INTRO,
     tags.CARDS,
     tags.NOTE,
+    tags.MORE,
     tags.UNSUBSCRIBE,
     tags.PREFERENCES,
 }
-_TEXT_SLOTS = {tags.TEXT_INTRO, tags.TEXT_CARDS, tags.TEXT_NOTE, tags.UNSUBSCRIBE, tags.PREFERENCES}
+_TEXT_SLOTS = {
+    tags.TEXT_INTRO,
+    tags.TEXT_CARDS,
+    tags.TEXT_NOTE,
+    tags.TEXT_MORE,
+    tags.UNSUBSCRIBE,
+    tags.PREFERENCES,
+}
 
 
 class DigestRenderer:
@@ -263,7 +304,7 @@ class DigestRenderer:
         """The per-subscriber sentences: subject, preheader, counts line."""
         count = len(selection.entries)
         if count:
-            first = _one_line(selection.entries[0].paper.title)
+            first = _one_line(latex_to_text(selection.entries[0].paper.title))
             more = f" and {count - 1} more" if count > 1 else ""
             preheader = snippet(f"{first}{more}", 140)
         else:
@@ -310,6 +351,7 @@ class DigestRenderer:
             "intro": tags.INTRO,
             "count": 0,
             "papers": papers,
+            "more_label": MORE,
             "has_summaries": True,
             "_text": {"intro": tags.TEXT_INTRO},
         }
@@ -348,14 +390,17 @@ class DigestRenderer:
     def render_direct(
         self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
     ) -> RenderedEmail:
-        """The template rendered for this selection alone (the naive way; a test reference)."""
+        """The template rendered for this selection alone (the naive way; a test reference); the
+        cards past the budget are cut where the shared body cuts them."""
+        shown = self.shared(view, summaries, selection.include_summaries).shown(selection)
+        hidden = len(selection.entries) - shown
         papers = [
             {
                 **self._paper(view, entry, summaries, selection.include_summaries),
                 "matched": [_one_line(k) for k in selection.matched.get(entry.paper.arxiv_id, ())],
                 "number": n,
             }
-            for n, entry in enumerate(selection.entries, start=1)
+            for n, entry in enumerate(selection.entries[:shown], start=1)
         ]
         slots = self.slots(view, selection)
         ctx = {
@@ -363,8 +408,9 @@ class DigestRenderer:
             "subject": slots.subject,
             "preheader": slots.preheader,
             "intro": slots.intro,
-            "count": len(papers),
+            "count": len(selection.entries),
             "papers": papers,
+            "more_label": more_label(hidden) if hidden else "",
             "has_summaries": any(p["tldr_html"] for p in papers),
         }
         html, text = self._render_parts(ctx)

@@ -8,7 +8,11 @@ characters where per-subscriber values go (the keywords, the card's number in th
 
 - the frame: everything but the cards, with slots (``-cards-``, ``-intro-``, ``-subject-``…);
 - sections: each card's static pieces (``-h3p0-``, ``-h3p1-`` for card 3 in HTML, ``-t3p…-`` in
-  text), the pieces of the "why" line around the keywords, and the disclaimer.
+  text), the pieces of the "why" line around the keywords, the disclaimer, and the pieces of the
+  "N more papers in today's issue" link (``<!--nl:more-->…``) around its label.
+
+A reader's cards that would take the HTML past ``HTML_BUDGET`` become that link
+(``SharedBody.shown`` adds up the section sizes; nothing is expanded to measure).
 
 ``SharedBody.substitutions(selection)`` is one subscriber's slot values: their cards in their
 order as section tags with their escaped keywords in between, their count, subject, preheader.
@@ -29,12 +33,27 @@ from newsletter.email import tags
 from newsletter.email.selection import Selection
 
 # Sentinels (Unicode private use) rendered where per-subscriber values go, then cut out.
-KW1, KW2, NUMBER = "\ue101", "\ue102", "\ue103"
+KW1, KW2, NUMBER, MORE = "\ue101", "\ue102", "\ue103", "\ue104"
 MARKER_RE = re.compile(r"<!--nl:/?[a-z]+-->")
 _CARD_RE = re.compile(r"<!--nl:card-->(.*?)<!--nl:/card-->", re.DOTALL)
 _NOTE_RE = re.compile(r"<!--nl:note-->(.*?)<!--nl:/note-->", re.DOTALL)
+_MORE_RE = re.compile(r"<!--nl:more-->(.*?)<!--nl:/more-->", re.DOTALL)
+
 _SLOT_RE = re.compile(rf"(<!--nl:why-->.*?<!--nl:/why-->|{NUMBER})", re.DOTALL)
 _KEYISH = re.compile(r"[A-Za-z0-9_-]")
+
+# Gmail clips HTML over ~102 KB (footer and unsubscribe link included): a reader's HTML stays
+# under this many bytes; the cards past it become one "N more papers" link to the web archive.
+HTML_BUDGET = 90_000
+# Room kept in the budget for what is filled in per reader (links, subject, preheader, counts).
+SLOT_ALLOWANCE = 3_000
+
+
+def more_label(hidden: int) -> str:
+    """The link text that stands for the cards past the budget."""
+    noun = "paper" if hidden == 1 else "papers"
+    return f"{hidden} more {noun} in today's issue"
+
 
 Slot = Literal["num", "why"]
 
@@ -75,6 +94,7 @@ class CardLayout:
 
     pieces: tuple[str, ...]  # section key, or "" for an empty piece
     slots: tuple[Slot, ...]
+    size: int = 0  # UTF-8 bytes of the pieces (the keywords and number not included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +161,13 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
     if note.group(1):
         sections[note_key] = note.group(1)
     frame = _NOTE_RE.sub(lambda _m: note_slot, frame).replace("<!--nl:cards-->", cards_slot)
+    more_blocks = _MORE_RE.findall(frame)
+    if len(more_blocks) != 1 or more_blocks[0].count(MORE) != 1:
+        raise SliceError("the template must mark the 'more papers' link exactly once")
+    for key, text in zip(tags.MORE_KEYS[part], more_blocks[0].split(MORE), strict=True):
+        if text:  # SendGrid refuses an empty section
+            sections[key] = text
+    frame = _MORE_RE.sub(lambda _m: tags.MORE if part == "h" else tags.TEXT_MORE, frame)
     if MARKER_RE.search(frame):
         raise SliceError("an unknown <!--nl:…--> marker is left in the frame")
     why: Why | None = None
@@ -167,7 +194,8 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
             if key:
                 sections[key] = text
             keys.append(key)
-        layouts[arxiv_id] = CardLayout(tuple(keys), tuple(slots))
+        size = sum(len(sections[k].encode()) for k in keys if k)
+        layouts[arxiv_id] = CardLayout(tuple(keys), tuple(slots), size)
     for key, value in sections.items():
         tags.check_section(key, value)
     tags.check_frame(frame, frame_slots)
@@ -202,11 +230,47 @@ class SharedBody:
     has_tldr: frozenset[str]
     slots_for: Callable[[Selection], Slots]
 
+    def _bytes(self, key: str) -> int:
+        return len(self.sections.get(key, "").encode())
+
+    def _why_bytes(self) -> tuple[int, int]:
+        """Bytes of the "why" line around the keywords, and between two keywords."""
+        why = self.html_why
+        if why is None:
+            return 0, 0
+        around = self._bytes(why.open_key) + self._bytes(why.close_key)
+        around += len(f"{why.open_trail}{why.close_lead}".encode())
+        between = self._bytes(why.mid_key) + len(f"{why.mid_lead}{why.mid_trail}".encode())
+        return around, between
+
+    def shown(self, selection: Selection) -> int:
+        """How many of the reader's cards fit in ``HTML_BUDGET`` (the rest become a link)."""
+        base = len(self.html.encode()) + self._bytes(tags.DISCLAIMER) + SLOT_ALLOWANCE
+        around, between = self._why_bytes()
+        sizes = []
+        for entry in selection.entries:
+            layout = self.html_cards.get(entry.paper.arxiv_id)
+            keywords = selection.matched.get(entry.paper.arxiv_id, ())
+            why = 0
+            if keywords:
+                shown = sum(len(str(escape(tags.one_line(k))).encode()) for k in keywords)
+                why = around + shown + between * (len(keywords) - 1)
+            sizes.append((layout.size if layout else 0) + why + 4)
+        if base + sum(sizes) <= HTML_BUDGET:
+            return len(sizes)
+        total = base + sum(self._bytes(k) for k in tags.MORE_KEYS["h"]) + 64
+        for n, size in enumerate(sizes):
+            total += size
+            if total > HTML_BUDGET:
+                return n
+        return len(sizes)
+
     def substitutions(self, selection: Selection) -> dict[str, str]:
         """One subscriber's slot values (links not included: see ``render.link_substitutions``)."""
         html_cards: list[str] = []
         text_cards: list[str] = []
-        for position, entry in enumerate(selection.entries, start=1):
+        shown = self.shown(selection)
+        for position, entry in enumerate(selection.entries[:shown], start=1):
             arxiv_id = entry.paper.arxiv_id
             if arxiv_id not in self.html_cards:
                 raise KeyError(f"paper {arxiv_id} is not in the day's pool")
@@ -218,7 +282,11 @@ class SharedBody:
                 _card(self.text_cards[arxiv_id], self.text_why, keywords, position, html=False)
             )
         slots = self.slots_for(selection)
-        shows_tldr = any(e.paper.arxiv_id in self.has_tldr for e in selection.entries)
+        shows_tldr = any(e.paper.arxiv_id in self.has_tldr for e in selection.entries[:shown])
+        hidden = len(selection.entries) - shown
+        label = more_label(hidden) if hidden else ""
+        h0, h1 = (k if k in self.sections else "" for k in tags.MORE_KEYS["h"])
+        t0, t1 = (k if k in self.sections else "" for k in tags.MORE_KEYS["t"])
         return {
             tags.SUBJECT: slots.subject,
             tags.HTML_SUBJECT: str(escape(slots.subject)),
@@ -231,6 +299,8 @@ class SharedBody:
             tags.TEXT_NOTE: (
                 tags.TEXT_DISCLAIMER if shows_tldr and tags.TEXT_DISCLAIMER in self.sections else ""
             ),
+            tags.MORE: f"{h0}{escape(label)}{h1}" if hidden else "",
+            tags.TEXT_MORE: f"{t0}{label}{t1}" if hidden else "",
         }
 
 

@@ -25,12 +25,14 @@ PREHEADER = "-preheader-"
 INTRO, TEXT_INTRO = "-intro-", "-tintro-"
 CARDS, TEXT_CARDS = "-cards-", "-tcards-"
 NOTE, TEXT_NOTE = "-note-", "-tnote-"
+MORE, TEXT_MORE = "-more-", "-tmore-"  # "N more papers in today's issue" or nothing
 # Sections (message level, the same for everyone).
 DISCLAIMER, TEXT_DISCLAIMER = "-hdisclaimer-", "-tdisclaimer-"
+MORE_KEYS = {"h": ("-hmore0-", "-hmore1-"), "t": ("-tmore0-", "-tmore1-")}
 
 _NAMES = (
     r"unsubscribe_url|preferences_url|subject|hsubject|preheader|t?intro|t?cards|t?note"
-    r"|[ht]disclaimer|[ht]\d+p\d+|[ht]w[omc]"
+    r"|t?more|[ht]more[01]|[ht]disclaimer|[ht]\d+p\d+|[ht]w[omc]"
 )
 KEY_RE = re.compile(rf"-(?:{_NAMES})-", re.IGNORECASE)
 # Text that could complete a key across a boundary: "-abc" before it, or "abc-" after it.

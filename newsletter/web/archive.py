@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response
 from newsletter.archive import issue_filename
 from newsletter.domain import IssueEntry, IssueView, Summary
 from newsletter.issue_store import list_issues, load_issue
+from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.sanitize import markdown_to_safe_html
 from newsletter.summaries import cached_summaries
 from newsletter.web.deps import SessionDep, SettingsDep
@@ -48,22 +49,23 @@ def _entry_context(entry: IssueEntry, summary: Summary | None) -> dict[str, Any]
         for key, title in SECTION_TITLES.items():
             body = summary.sections.get(key, "")
             if body.strip():
-                sections.append((title, Markup(markdown_to_safe_html(body))))
+                html = markdown_to_safe_html(latex_to_text_markdown(body))
+                sections.append((title, Markup(html)))
     return {
         "id": paper.arxiv_id,
         "rank": entry.rank,
-        "title": " ".join(paper.title.split()),
-        "authors": ", ".join(paper.authors),
+        "title": " ".join(latex_to_text(paper.title).split()),
+        "authors": ", ".join(latex_to_text(a) for a in paper.authors),
         "primary_category": paper.primary_category,
         "categories": paper.categories,
         "score": f"{entry.score:.1f}",
         "keywords": entry.matched_keywords,
         "is_update": entry.is_update,
-        "abstract": paper.abstract,
+        "abstract": latex_to_text(paper.abstract),
         "abs_url": paper.abs_url,
         "pdf_url": paper.pdf_url,
         "html_url": paper.html_url,
-        "tldr": summary.tldr if summary is not None else None,
+        "tldr": latex_to_text_markdown(summary.tldr) if summary is not None else None,
         "sections": sections,
     }
 

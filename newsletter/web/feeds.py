@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import Session, col, select
 from starlette.responses import Response
 
+from newsletter.arxiv_calendar import announcement_time
 from newsletter.config import Settings
 from newsletter.domain import IssueEntry
 from newsletter.feedxml import FeedItem, FeedMeta, atom, rss
 from newsletter.issue_store import load_issue
+from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.matching import matcher, normalise_terms
 from newsletter.models import IssueRow
 from newsletter.summaries import cached_summaries
@@ -78,6 +81,17 @@ def select_entries(
     return out
 
 
+def entry_times(day: dt.date, pool: Sequence[IssueEntry]) -> dict[str, dt.datetime]:
+    """Each paper's Atom ``updated``: the announcement time of its issue, plus one second per
+    paper announced before it that day, papers ordered by their own last update (then id). So
+    every entry of a feed has its own ``updated``, the same in every filtered feed, and within
+    minutes of when it truly appeared."""
+    announced = announcement_time(day)
+    papers = {e.paper.arxiv_id: e.paper for e in pool}
+    ordered = sorted(papers.values(), key=lambda p: (p.updated or p.published, p.arxiv_id))
+    return {p.arxiv_id: announced + dt.timedelta(seconds=n) for n, p in enumerate(ordered)}
+
+
 def collect_items(
     session: Session,
     settings: Settings,
@@ -100,21 +114,27 @@ def collect_items(
         )[: limit - len(items)]
         summaries = cached_summaries(session, settings, [e.paper for e in chosen])
         when = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
+        updated = entry_times(day, [*view.pool, *view.digest])
         for entry in chosen:
             paper = entry.paper
             summary = summaries.get(paper.arxiv_id)
             items.append(
                 FeedItem(
                     arxiv_id=paper.arxiv_id,
-                    title=" ".join(paper.title.split()),
+                    title=" ".join(latex_to_text(paper.title).split()),
                     link=paper.abs_url,
-                    authors=paper.authors,
+                    authors=tuple(latex_to_text(a) for a in paper.authors),
                     categories=paper.categories,
                     date=when,
+                    updated=updated[paper.arxiv_id],
                     published=paper.published,
                     score=entry.score,
                     matched_keywords=entry.matched_keywords,
-                    summary=summary.tldr if summary is not None else paper.abstract,
+                    summary=(
+                        latex_to_text_markdown(summary.tldr)
+                        if summary is not None
+                        else latex_to_text(paper.abstract)
+                    ),
                     archive_link=f"{settings.base_url}/archive/{day.isoformat()}#{paper.arxiv_id}",
                 )
             )
@@ -124,15 +144,19 @@ def collect_items(
 
 
 def _meta(settings: Settings, request: Request, title: str) -> FeedMeta:
+    """The self link is the URL as requested (query string as sent, under ``base_url``); the
+    feed's id is the same URL with its query sorted, so it does not change with the order."""
+    path = f"{settings.base_url}{request.url.path}"
     query = urlencode(sorted(request.query_params.items()))
-    self_link = f"{settings.base_url}{request.url.path}" + (f"?{query}" if query else "")
+    raw_query = request.url.query
     return FeedMeta(
         title=title,
         link=f"{settings.base_url}/archive",
-        self_link=self_link,
+        self_link=path + (f"?{raw_query}" if raw_query else ""),
         description=f"Recent arXiv papers selected by {settings.site_name}",
-        feed_id=self_link,
+        feed_id=path + (f"?{query}" if query else ""),
         updated=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        language=settings.site_language,
     )
 
 
@@ -151,6 +175,8 @@ def _feed(
     if terms:
         title += f" — {', '.join(terms)}"
     meta = _meta(settings, request, title)
+    if items:  # the feed changed when its newest entry appeared
+        meta = replace(meta, updated=max(item.updated for item in items))
     if fmt == "atom":
         return Response(atom(meta, items), media_type="application/atom+xml; charset=utf-8")
     return Response(rss(meta, items), media_type="application/rss+xml; charset=utf-8")
