@@ -32,9 +32,7 @@ from markupsafe import escape
 from newsletter.email import tags
 from newsletter.email.selection import Selection
 
-# Sentinels (Unicode private use) rendered where per-subscriber values go, then cut out.
-KW1, KW2, NUMBER, MORE = "\ue101", "\ue102", "\ue103", "\ue104"
-MARKER_RE = re.compile(r"<!--nl:/?[a-z]+-->")
+KW1, KW2, NUMBER, MORE, MARKER_RE = tags.KW1, tags.KW2, tags.NUMBER, tags.MORE, tags.MARKER_RE
 _CARD_RE = re.compile(r"<!--nl:card-->(.*?)<!--nl:/card-->", re.DOTALL)
 _NOTE_RE = re.compile(r"<!--nl:note-->(.*?)<!--nl:/note-->", re.DOTALL)
 _MORE_RE = re.compile(r"<!--nl:more-->(.*?)<!--nl:/more-->", re.DOTALL)

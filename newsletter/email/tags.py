@@ -40,6 +40,14 @@ _OPEN_TAIL = re.compile(r"-[A-Za-z0-9_]*\Z")
 _OPEN_HEAD = re.compile(r"\A[A-Za-z0-9_]*-")
 
 
+# Sentinels (Unicode private use) rendered where per-subscriber values go, then cut out of the
+# shared body, and the comments that mark its parts: untrusted text never carries either.
+KW1, KW2, NUMBER, MORE = "\ue101", "\ue102", "\ue103", "\ue104"
+MARKER_RE = re.compile(r"<!--nl:/?[a-z]+-->")
+_SENTINELS = dict.fromkeys(map(ord, (KW1, KW2, NUMBER, MORE)))
+_MARKER_OPEN = re.compile(r"<!--(?=nl:)")
+
+
 class TagError(ValueError):
     """Static text (template, configuration) would contain or complete a tag key."""
 
@@ -55,7 +63,9 @@ def why_key(part: str, which: str) -> str:
 
 
 def defuse(text: str) -> str:
-    """Untrusted text with every key-like token broken (hyphens become U+2010, which look alike)."""
+    """Untrusted text with every key-like token broken (hyphens become U+2010, which look alike),
+    the shared body's sentinels dropped and its part markers broken."""
+    text = _MARKER_OPEN.sub("<!\u2010-", text.translate(_SENTINELS))
     if "-" not in text:
         return text
     return KEY_RE.sub(lambda m: m.group().replace("-", "\u2010"), text)
