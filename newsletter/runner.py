@@ -24,7 +24,7 @@ from sqlmodel import select
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.locking import DayLock
-from newsletter.models import IssueRow, RunRow, utcnow
+from newsletter.models import IssueRow, RunRow, daily_issue, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def lock_name(day: dt.date) -> str:
 def _already_done(engine: Engine, day: dt.date, trigger: str) -> str | None:
     """Why the day needs no run: its issue went out, or (scheduled) a run already finished it."""
     with session_scope(engine) as session:
-        issue = session.exec(select(IssueRow).where(IssueRow.date == day)).first()
+        issue = session.exec(select(IssueRow).where(IssueRow.date == day, daily_issue())).first()
         if issue is not None and issue.status == "sent":
             return f"the issue of {day} was already sent"
         if trigger in ("schedule", "resume"):

@@ -62,6 +62,13 @@ def add(
     active: Annotated[
         bool, typer.Option("--active", help="Active at once (no confirmation)")
     ] = False,
+    cadence: Annotated[
+        str | None, typer.Option("--cadence", help="daily (default) or weekly")
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option("--language", help="Summary language, one of ai_summary.languages"),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a subscriber (pending unless --active; no e-mail is sent)."""
@@ -75,6 +82,8 @@ def add(
                 keywords=_split(keywords),
                 categories=_split(categories),
                 active=active,
+                cadence=cadence,
+                language=language,
             )
             sub = added.subscriber
     except SubscriberError as exc:

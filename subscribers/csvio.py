@@ -1,4 +1,5 @@
-"""CSV import and export of subscribers (`email,keywords,categories,status`, lists `;`-joined).
+"""CSV import and export of subscribers (`email,keywords,categories,status,cadence,language`,
+lists `;`-joined; files without the last columns still import: daily, the site's language).
 
 Import validates every row, reports bad ones by line number and imports the rest in bulk
 (one INSERT per chunk, not one round trip per row); existing and repeated addresses are skipped.
@@ -19,10 +20,11 @@ from newsletter.config import Settings
 from newsletter.models import utcnow
 from subscribers.errors import InvalidInput, SubscriberError
 from subscribers.models import Consent, Subscriber, Suppression
+from subscribers.rhythm import check_cadence, check_language
 from subscribers.service import new_nonce
 from subscribers.validation import email_hash, make_preferences, normalise_email, split_terms
 
-HEADER = ("email", "keywords", "categories", "status")
+HEADER = ("email", "keywords", "categories", "status", "cadence", "language")
 IMPORT_STATUSES = ("active", "pending")
 CHUNK = 2000
 
@@ -56,6 +58,8 @@ def _parse_row(row: dict[str, str | None], settings: Settings, now: dt.datetime)
         "categories": list(prefs.categories),
         "max_papers": None,
         "include_summaries": True,
+        "cadence": check_cadence(row.get("cadence")),
+        "language": check_language(row.get("language"), settings),
         "token_nonce": new_nonce(),
     }
 
@@ -148,6 +152,15 @@ def export_csv(session: Session, *, out: TextIO, status: str | None = None) -> i
         query = query.where(Subscriber.status == status)
     count = 0
     for sub in session.exec(query.execution_options(yield_per=5000)):
-        writer.writerow([sub.email, ";".join(sub.keywords), ";".join(sub.categories), sub.status])
+        writer.writerow(
+            [
+                sub.email,
+                ";".join(sub.keywords),
+                ";".join(sub.categories),
+                sub.status,
+                sub.cadence,
+                sub.language or "",
+            ]
+        )
         count += 1
     return count

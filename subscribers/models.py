@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 from newsletter.models import utcnow
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+CADENCES = ("daily", "weekly")
 
 
 class Subscriber(SQLModel, table=True):
@@ -26,6 +27,8 @@ class Subscriber(SQLModel, table=True):
     categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     max_papers: int | None = None
     include_summaries: bool = True
+    cadence: str = Field(default="daily", max_length=16)  # daily, weekly (docs/cadence-language.md)
+    language: str | None = Field(default=None, max_length=64)  # None: the site's language
     token_nonce: str = Field(default="", max_length=64)  # rotated to make tokens single-use
 
 

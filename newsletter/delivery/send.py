@@ -111,7 +111,9 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def _issue_id(engine: Engine, issue_date: dt.date) -> int:
     with engine.connect() as conn:
-        found = conn.execute(select(ISSUES.id).where(ISSUES.date == issue_date)).scalar()
+        found = conn.execute(
+            select(ISSUES.id).where(ISSUES.date == issue_date, ISSUES.kind == "daily")
+        ).scalar()
     if found is None:
         raise SendError(f"no issue for {issue_date.isoformat()}: build it first")
     return int(found)

@@ -31,25 +31,32 @@ def prefs_of(row: Subscriber) -> SubscriberPrefs:
         categories=tuple(row.categories or ()),
         max_papers=row.max_papers,
         include_summaries=row.include_summaries,
+        cadence=row.cadence,
+        language=row.language,
     )
 
 
-def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
+def active_prefs(engine: Engine, cadence: str | None = "daily") -> list[SubscriberPrefs]:
     """Who gets today's digest, as selection input: active and not suppressed (read in bulk,
-    the same rule as ``subscribers.service.active_subscribers``)."""
+    the same rule as ``subscribers.service.active_subscribers``), of ``cadence`` (None: all)."""
+    query = (
+        sa_select(
+            SUBS.id,
+            SUBS.email,
+            SUBS.keywords,
+            SUBS.categories,
+            SUBS.max_papers,
+            SUBS.include_summaries,
+            SUBS.cadence,
+            SUBS.language,
+        )
+        .where(SUBS.status == "active")
+        .order_by(SUBS.id)
+    )
+    if cadence is not None:
+        query = query.where(SUBS.cadence == cadence)
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa_select(
-                SUBS.id,
-                SUBS.email,
-                SUBS.keywords,
-                SUBS.categories,
-                SUBS.max_papers,
-                SUBS.include_summaries,
-            )
-            .where(SUBS.status == "active")
-            .order_by(SUBS.id)
-        ).all()
+        rows = conn.execute(query).all()
         suppressed = set(conn.execute(sa_select(SUPP.email_hash)).scalars())
     return [
         SubscriberPrefs(
@@ -59,6 +66,8 @@ def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
             categories=tuple(r.categories or ()),
             max_papers=r.max_papers,
             include_summaries=bool(r.include_summaries),
+            cadence=r.cadence,
+            language=r.language,
         )
         for r in rows
         if not suppressed or email_hash(r.email) not in suppressed
