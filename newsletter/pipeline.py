@@ -11,8 +11,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,9 +25,8 @@ from newsletter.arxiv_client import ArxivClient, ArxivError
 from newsletter.arxiv_source import fetch_announcement
 from newsletter.config import Settings
 from newsletter.db import display_url, make_engine, session_scope, upgrade
-from newsletter.domain import Announcement, IssueView, Paper, Summary
+from newsletter.domain import Announcement, IssueView, Summary
 from newsletter.email.loading import Audience, audience_of
-from newsletter.email.selection import Selection
 from newsletter.models import RunRow, utcnow
 from newsletter.ranking import Ranking, rank_papers
 
@@ -56,6 +54,8 @@ class RunContext:
     issue_id: int | None = None
     view: IssueView | None = None
     summaries: dict[str, Summary] = field(default_factory=dict)  # filled by a summarise stage
+    # Per reader language other than the site's: its summaries over the site's (issue 14).
+    translations: dict[str, dict[str, Summary]] = field(default_factory=dict)
     audience: Audience | None = None  # who gets what today, computed once per run
     stop_event: threading.Event = field(default_factory=threading.Event)  # graceful shutdown
     record_run: bool = True  # False when a caller (the scheduler's runner) records the run
@@ -210,22 +210,6 @@ def issue_stage(ctx: RunContext) -> None:
     log.info("issue %s %s (id %s)", ann.date, "rebuilt in place" if rebuilt else "built", issue.id)
 
 
-def papers_by_readership(view: IssueView, selections: Iterable[Selection]) -> list[Paper]:
-    """Digest and selected papers, most-read first (the digest counts as one more reader)."""
-    readers: Counter[str] = Counter()
-    for entry in view.digest:
-        readers[entry.paper.arxiv_id] += 1
-    for selection in selections:
-        for entry in selection.entries:
-            readers[entry.paper.arxiv_id] += 1
-    by_id = {e.paper.arxiv_id: e.paper for e in view.pool}
-    by_id.update({e.paper.arxiv_id: e.paper for e in view.digest})
-    order = {e.paper.arxiv_id: i for i, e in enumerate(view.digest)}
-    pool_pos = {e.paper.arxiv_id: len(order) + i for i, e in enumerate(view.pool)}
-    ranked = sorted(readers, key=lambda a: (-readers[a], order.get(a, pool_pos.get(a, 0))))
-    return [by_id[a] for a in ranked if a in by_id]
-
-
 def audience(ctx: RunContext) -> Audience:
     """Every active subscriber's selection of today's issue (computed once, reused by send)."""
     if ctx.audience is None:
@@ -235,20 +219,19 @@ def audience(ctx: RunContext) -> Audience:
 
 def summarise_stage(ctx: RunContext) -> None:
     """Summaries for the papers readers will see, most-read first (cached ones cost nothing)."""
-    from newsletter.summaries import summarise_papers
+    from newsletter.rhythm.languages import summarise_for_audience
 
     view = _need(ctx.view, "issue")
-    if ctx.settings.ai_summary.enabled:
-        papers = papers_by_readership(view, audience(ctx).selections.values())
-    else:
-        papers = []
     fetch_pdf = ctx.client.fetch_pdf if ctx.client is not None else None
-    run = summarise_papers(ctx.engine, ctx.settings, papers, pdf_fetcher=fetch_pdf)
-    ctx.summaries = dict(run.summaries)
-    ctx.counts["model_calls"] = run.calls
-    ctx.counts["summary_failures"] = len(run.failures)
-    if not run.disabled_reason:
-        log.info(run.describe())
+    made = summarise_for_audience(
+        ctx.engine, ctx.settings, view, audience(ctx), pdf_fetcher=fetch_pdf
+    )
+    ctx.summaries = made.site
+    ctx.translations = made.by_language
+    ctx.counts["model_calls"] = made.calls
+    ctx.counts["summary_failures"] = made.failures
+    if not made.disabled:
+        log.info(made.describe)
 
 
 def archive_stage(ctx: RunContext) -> None:
@@ -274,6 +257,7 @@ def send_stage(ctx: RunContext) -> None:
         view.date,
         view=view,
         summaries=ctx.summaries,
+        translations=ctx.translations,
         stop=ctx.stop_event,
         audience=audience(ctx),
     )
