@@ -290,6 +290,32 @@ def send_stage(ctx: RunContext) -> None:
         )
 
 
+def weekly_stage(ctx: RunContext) -> None:
+    """After the day's send: weekly readers' e-mails on the week's run, and catch-ups for
+    readers who switched to daily (``newsletter.rhythm.weekly``); resumable like the daily."""
+    if not ctx.send:
+        return
+    from newsletter.rhythm.weekly import send_weekly
+
+    view = _need(ctx.view, "issue")
+    fetch_pdf = ctx.client.fetch_pdf if ctx.client is not None else None
+    report = send_weekly(
+        ctx.engine, ctx.settings, view.date, stop=ctx.stop_event, pdf_fetcher=fetch_pdf
+    )
+    ctx.counts["weekly_sent"] = report.sent
+    ctx.counts["emails_sent"] = ctx.counts.get("emails_sent", 0) + report.sent
+    ctx.counts["emails_failed"] = ctx.counts.get("emails_failed", 0) + report.failed
+    ctx.counts["model_calls"] = ctx.counts.get("model_calls", 0) + report.model_calls
+    if report.stopped:
+        ctx.stop("stopped", f"stopped while sending the weekly e-mails of {view.date}")
+    elif not report.complete:
+        ctx.stop(
+            "failed",
+            f"weekly e-mails of {view.date} could not all be handed over yet; "
+            "run again to resume (nobody is mailed twice)",
+        )
+
+
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("fetch", fetch_stage),
     Stage("store", store_stage),
@@ -298,6 +324,7 @@ DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("summarise", summarise_stage),
     Stage("archive", archive_stage),
     Stage("send", send_stage),
+    Stage("weekly", weekly_stage),
 )
 
 
