@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from sqlmodel import select
 
-from newsletter.arxiv_replay import ReplayServer, RecordedEntry
+from newsletter.arxiv_replay import RecordedEntry, ReplayServer
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.pipeline import RunResult, run_pipeline

@@ -12,11 +12,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from fixtures_week import WEEK, outbox, run_day, set_cadence, set_prefs
+from pydantic import SecretStr
 
-from newsletter.arxiv_replay import RecordedEntry, ReplayServer, demo_server, load_recording
-from newsletter.arxiv_replay import demo_recording_path
+from newsletter.arxiv_replay import (
+    RecordedEntry,
+    ReplayServer,
+    demo_recording_path,
+    demo_server,
+    load_recording,
+)
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.matching import term_in_text

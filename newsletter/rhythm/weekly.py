@@ -55,7 +55,7 @@ DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 
 def week_day(day: dt.date, weekday: str) -> dt.date:
     """The latest ``weekday`` ("fri") on or before ``day``."""
-    target = WEEKDAYS.index(weekday)  # type: ignore[arg-type]
+    target = WEEKDAYS.index(weekday)
     return day - dt.timedelta(days=(day.weekday() - target) % 7)
 
 
