@@ -7,12 +7,19 @@ and gets nothing twice, and a crash during the weekly send resumes without doubl
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_week import WEEK, outbox, run_day, set_cadence, set_prefs
+from fixtures_week import QUIET, WEEK, outbox, run_day, set_cadence, set_prefs
 from pydantic import SecretStr
 
 from newsletter.arxiv_replay import (
@@ -25,7 +32,13 @@ from newsletter.arxiv_replay import (
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.matching import term_in_text
+from newsletter.pipeline import DEFAULT_STAGES, run_pipeline
+from newsletter.rhythm.weekly import send_weekly
 from subscribers import service
+from tests.fixtures_delivery import FakeSendGrid
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "cadence-test-secret-key-0123456789abcdef"
 
 ENTRIES = load_recording(demo_recording_path())
 LIMIT = 8  # the weekly reader's maximum
@@ -52,7 +65,7 @@ def _point(settings: Settings, server: ReplayServer) -> Settings:
     data["arxiv"].update(
         rss_url=server.rss_url, api_url=server.api_url, pdf_url=server.pdf_url, delay_seconds=0
     )
-    data["secret_key"] = SecretStr("cadence-test-secret-key-0123456789abcdef")
+    data["secret_key"] = SecretStr(SECRET)
     return Settings.model_validate(data)
 
 
@@ -151,3 +164,79 @@ def test_weekly_to_daily_mid_week_gets_the_missed_days_once(
     daily_got = [i for m in mails if m.to == "daily@example.org" for i in m.papers]
     assert len(got) == len(set(got))
     assert sorted(got) == sorted(daily_got)
+
+
+def test_a_crash_during_the_weekly_send_resumes_without_doubles(
+    arxiv: ReplayServer,
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL the process sending Friday's weekly e-mails mid-send, start it again."""
+    # One batch in flight at a time, so the kill leaves exactly one batch's outcome unknown.
+    settings = _point(_settings(make_settings, database_url, concurrency=1), arxiv)
+    readers = [f"w{i}@example.org" for i in range(9)]
+    for address in readers:
+        _add(settings, address, ["benchmark"], cadence="weekly")
+    for k in range(4):
+        assert run_day(arxiv, ENTRIES, settings, k).outcome == "ok"
+    # Friday's day issue is built and sent (to nobody daily); the weekly step runs apart.
+    no_weekly = [s for s in DEFAULT_STAGES if s.name != "weekly"]
+    arxiv.entries, arxiv.feed_date = ENTRIES[4::5], WEEK[4]
+    friday = run_pipeline(settings, date=WEEK[4], today=WEEK[4], console=QUIET, stages=no_weekly)
+    assert friday.outcome == "ok", friday.message
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps(settings.model_dump(mode="json")), encoding="utf-8")
+    args = (str(settings_file), WEEK[4].isoformat(), str(PER_BATCH))
+    with FakeSendGrid() as sg:
+        sg.release, sg.block_at = threading.Event(), {2}
+        proc = _worker(args, sg)
+        try:
+            _wait_for(lambda: sg.count >= 2)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            sg.release.set()
+        in_flight = {p["to"][0]["email"] for p in sg.bodies()[1]["personalizations"]}
+        sg.block_at = set()
+        again = _worker(args, sg)
+        out, err = again.communicate(timeout=60)
+        assert again.returncode == 0, err
+        counted = Counter(sg.recipients())
+        assert json.loads(out.strip().splitlines()[-1])["complete"] is True
+    # Nobody twice; only the batch in flight at the kill is unknown (policy "skip").
+    assert all(n == 1 for n in counted.values()), counted
+    assert set(counted) | in_flight == set(readers)
+    assert len(in_flight) == PER_BATCH
+    # A third run (e.g. the Friday rerun) sends nothing more.
+    engine = make_engine(settings.database_url)
+    try:
+        assert send_weekly(engine, settings, WEEK[4]).sent == 0
+    finally:
+        engine.dispose()
+
+
+PER_BATCH = 3
+
+
+def _worker(args: tuple[str, str, str], sg: FakeSendGrid) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEWSLETTER_SECRET_KEY": SECRET}
+    settings_file, day, per_batch = args
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.weekly_worker", settings_file, sg.url, day, per_batch],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.01)
