@@ -29,7 +29,8 @@ def wanted_pairs(
     """Every (paper, language) a reader will see, most-read first across languages.
 
     The global digest counts as one reader in the site's language (the archive shows it), each
-    reader for their own language. Ties keep the digest's order, then the pool's.
+    reader for their own language (in another language only when they asked for summaries).
+    Ties keep the digest's order, then the pool's.
     """
     site = settings.ai_summary.language
     langs = reader_languages(audience.prefs, settings)
@@ -38,6 +39,8 @@ def wanted_pairs(
         readers[(entry.paper.arxiv_id, site)] += 1
     for sid, selection in audience.selections.items():
         lang = langs.get(sid, site)
+        if lang != site and not selection.include_summaries:
+            continue  # they read no summary (the site language counts everyone, as always did)
         for entry in selection.entries:
             readers[(entry.paper.arxiv_id, lang)] += 1
     by_id = {e.paper.arxiv_id: e.paper for e in (*view.pool, *view.digest)}
