@@ -15,15 +15,18 @@ from typing import Any
 
 import pytest
 from fixtures_summaries import FakeOpenAI, _error, ai_section, summary_json
-from fixtures_week import outbox, run_day, set_prefs
+from fixtures_week import WEEK, outbox, run_day, set_prefs
+from starlette.testclient import TestClient
 from test_cadence import ENTRIES, _add, _point, _settings
 
 from newsletter.arxiv_replay import ReplayServer, demo_server
 from newsletter.config import Settings
+from newsletter.db import make_engine
 from newsletter.domain import IssueEntry, IssueView, Paper
 from newsletter.email.loading import Audience
 from newsletter.email.selection import Selection, SubscriberPrefs
 from newsletter.rhythm.languages import wanted_pairs
+from newsletter.web.app import create_app
 from tests.httpserver import Response, TestServer
 
 
@@ -99,6 +102,7 @@ def test_each_reader_reads_their_language_and_a_failing_one_falls_back(
             assert f"中文要点：{title}"[:30] in " ".join(zh.text.split())
     assert "中文要点" not in mails["plain@example.org"].text  # asked for no summaries
     assert "退订" in mails["plain@example.org"].html
+    _archive_offers_the_languages(settings, failing.arxiv_id, zh.papers)
     chinese_calls = model.calls_for("in Chinese.")
     assert chinese_calls == len(zh.papers)  # only papers a Chinese reader sees
 
@@ -108,6 +112,25 @@ def test_each_reader_reads_their_language_and_a_failing_one_falls_back(
     # Only the failed Chinese summary is asked for again; everything else comes from the cache.
     assert [_title(b) for b in model.bodies[calls:]] == [failing_title]
     assert len(outbox(Path(settings.delivery.outbox_dir))) == 3  # nobody mailed twice
+
+
+def _archive_offers_the_languages(
+    settings: Settings, failing_id: str, chinese_ids: tuple[str, ...]
+) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        with TestClient(create_app(settings, engine=engine)) as http:
+            day = WEEK[0].isoformat()
+            plain = http.get(f"/archive/{day}")
+            assert plain.status_code == 200
+            assert 'href="/archive/2026-11-23?lang=Chinese"' in plain.text
+            assert "中文要点" not in plain.text
+            page = http.get(f"/archive/{day}", params={"lang": "chinese"})
+            assert page.status_code == 200 and "<strong>Chinese</strong>" in page.text
+            assert page.text.count("中文要点") == len(chinese_ids) - 1  # the failed one: English
+            assert http.get(f"/archive/{day}", params={"lang": "<b>x"}).status_code == 200
+    finally:
+        engine.dispose()
 
 
 def _paper(n: int) -> Paper:
