@@ -95,12 +95,17 @@ def find_subscriber(session: Session, address: str) -> Subscriber | None:
 
 
 def issue_summaries(
-    session: Session, view: IssueView, settings: Settings, papers: Iterable[str] | None = None
+    session: Session,
+    view: IssueView,
+    settings: Settings,
+    papers: Iterable[str] | None = None,
+    language: str | None = None,
 ) -> dict[str, Summary]:
     """The stored summary of each paper's current version, per arXiv id.
 
-    Several may exist (other models, prompts or languages): the configured model and language
-    win, then the newest. Papers without one are absent (the e-mail shows the abstract).
+    Several may exist (other models, prompts or languages): the configured model wins, then
+    ``language`` (a reader's), then the site's language, then the newest. Papers without one
+    are absent (the e-mail shows the abstract).
     """
     versions = {e.paper.arxiv_id: e.paper.version for e in view.pool}
     wanted = list(versions) if papers is None else [i for i in papers if i in versions]
@@ -109,9 +114,10 @@ def issue_summaries(
     rows = session.exec(select(SummaryRow).where(col(SummaryRow.arxiv_id).in_(wanted))).all()
     best: dict[str, SummaryRow] = {}
 
-    def rank(row: SummaryRow) -> tuple[bool, bool, float]:
+    def rank(row: SummaryRow) -> tuple[bool, bool, bool, float]:
         return (
             row.model == settings.ai_summary.model,
+            language is not None and row.language == language,
             row.language == settings.ai_summary.language,
             row.created_at.timestamp(),
         )
