@@ -101,30 +101,30 @@ def window_of(merged: IssueView, days: Iterable[dt.date]) -> IssueView:
 
 def last_received(
     engine: Engine,
-    subscriber_ids: Sequence[int],
+    subscriber_ids: Sequence[int] | None,
     *,
     before: dt.date | None = None,
     kind: str | None = None,
 ) -> dict[int, dt.date]:
-    """Per reader, the date of the newest e-mail they actually got (of any kind of issue, or
-    of ``kind``; dated before ``before`` when given)."""
+    """Per reader (``None``: everyone), the date of the newest e-mail they actually got (of
+    any kind of issue, or of ``kind``; dated before ``before`` when given)."""
     out: dict[int, dt.date] = {}
-    ids = list(subscriber_ids)
+    base = (
+        select(DELIVERIES.c.subscriber_id, func.max(ISSUES.c.date))
+        .join(ISSUES, ISSUES.c.id == DELIVERIES.c.issue_id)
+        .where(DELIVERIES.c.status.in_(RECEIVED))
+        .group_by(DELIVERIES.c.subscriber_id)
+    )
+    if before is not None:
+        base = base.where(ISSUES.c.date < before)
+    if kind is not None:
+        base = base.where(ISSUES.c.kind == kind)
     with engine.connect() as conn:
+        if subscriber_ids is None:
+            return {sid: day for sid, day in conn.execute(base).all()}
+        ids = list(subscriber_ids)
         for start in range(0, len(ids), 900):
-            query = (
-                select(DELIVERIES.c.subscriber_id, func.max(ISSUES.c.date))
-                .join(ISSUES, ISSUES.c.id == DELIVERIES.c.issue_id)
-                .where(
-                    DELIVERIES.c.subscriber_id.in_(ids[start : start + 900]),
-                    DELIVERIES.c.status.in_(RECEIVED),
-                )
-                .group_by(DELIVERIES.c.subscriber_id)
-            )
-            if before is not None:
-                query = query.where(ISSUES.c.date < before)
-            if kind is not None:
-                query = query.where(ISSUES.c.kind == kind)
+            query = base.where(DELIVERIES.c.subscriber_id.in_(ids[start : start + 900]))
             out.update({sid: day for sid, day in conn.execute(query).all()})
     return out
 
@@ -207,28 +207,33 @@ def plan_weekly(
         return plan
     last = last_received(engine, [r.id for r in readers])
     first = day - dt.timedelta(days=FIRST_WINDOW_DAYS)
+    since = {r.id: last.get(r.id, first) for r in readers}
+    dates = _day_dates(engine, min(since.values()), day)  # one query for every reader
     for reader in readers:
-        since = last.get(reader.id, first)
-        days = tuple(_day_dates(engine, since, day)) if since < day else ()
+        days = tuple(d for d in dates if d > since[reader.id])
         if days:
             plan.windows[reader.id] = days
     return plan
 
 
-def plan_catch_up(engine: Engine, day: dt.date, readers: Sequence[SubscriberPrefs]) -> Plan:
-    """Daily readers whose last e-mail was a weekly one: the days between it and ``day``."""
+def plan_catch_up(
+    engine: Engine, day: dt.date, weekly: Mapping[int, dt.date], readers: Sequence[SubscriberPrefs]
+) -> Plan:
+    """Daily ``readers`` whose last e-mail was a weekly one (``weekly``: the date of each
+    reader's last weekly e-mail): the days between it and ``day``."""
     plan = Plan(CATCH_UP)
-    weekly = last_received(engine, [r.id for r in readers], kind=WEEKLY)
-    if not weekly:
+    candidates = [r for r in readers if r.id in weekly]
+    if not candidates:
         return plan
-    got = last_received(engine, list(weekly), before=day)
-    for reader in readers:
-        since = weekly.get(reader.id)
-        if since is None or got.get(reader.id) != since:
-            continue  # never weekly, or already got an e-mail after their last weekly one
-        days = tuple(d for d in _day_dates(engine, since, day) if d < day)
+    got = last_received(engine, [r.id for r in candidates], before=day)
+    since = {r.id: weekly[r.id] for r in candidates if got.get(r.id) == weekly[r.id]}
+    if not since:  # everyone already got an e-mail after their last weekly one
+        return plan
+    dates = [d for d in _day_dates(engine, min(since.values()), day) if d < day]
+    for sid, last in since.items():
+        days = tuple(d for d in dates if d > last)
         if days:
-            plan.windows[reader.id] = days
+            plan.windows[sid] = days
     return plan
 
 
@@ -275,11 +280,13 @@ def send_weekly(
     from newsletter.rhythm.languages import summarise_for_audience
 
     report = WeeklyReport()
-    everyone = active_prefs(engine, cadence=None)
-    by_id = {p.id: p for p in everyone}
+    weekly_readers = active_prefs(engine, cadence=WEEKLY)
+    had_weekly = last_received(engine, None, kind=WEEKLY)  # usually few: no scan of everyone
+    daily_readers = active_prefs(engine, cadence="daily") if had_weekly else []
+    by_id = {p.id: p for p in (*weekly_readers, *daily_readers)}
     plans = [
-        plan_weekly(engine, settings, day, [p for p in everyone if p.cadence == WEEKLY]),
-        plan_catch_up(engine, day, [p for p in everyone if p.cadence != WEEKLY]),
+        plan_weekly(engine, settings, day, weekly_readers),
+        plan_catch_up(engine, day, had_weekly, daily_readers),
     ]
     for plan in plans:
         if not plan.windows:
