@@ -25,6 +25,7 @@ from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.locking import DayLock
 from newsletter.models import IssueRow, RunRow, daily_issue, utcnow
+from newsletter.rhythm.weekly import unfinished as weekly_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def _already_done(engine: Engine, day: dt.date, trigger: str) -> str | None:
     """Why the day needs no run: its issue went out, or (scheduled) a run already finished it."""
     with session_scope(engine) as session:
         issue = session.exec(select(IssueRow).where(IssueRow.date == day, daily_issue())).first()
-        if issue is not None and issue.status == "sent":
+        if issue is not None and issue.status == "sent" and not weekly_unfinished(engine, day):
             return f"the issue of {day} was already sent"
         if trigger in ("schedule", "resume"):
             done = session.exec(

@@ -33,7 +33,7 @@ from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.matching import term_in_text
 from newsletter.pipeline import DEFAULT_STAGES, run_pipeline
-from newsletter.rhythm.weekly import send_weekly
+from newsletter.rhythm.weekly import send_weekly, unfinished
 from subscribers import service
 from tests.fixtures_delivery import FakeSendGrid
 
@@ -201,6 +201,11 @@ def test_a_crash_during_the_weekly_send_resumes_without_doubles(
                 proc.kill()
             sg.release.set()
         in_flight = {p["to"][0]["email"] for p in sg.bodies()[1]["personalizations"]}
+        engine = make_engine(settings.database_url)
+        try:  # the day's own issue went out; its weekly e-mails did not: run the day again
+            assert unfinished(engine, WEEK[4]) and not unfinished(engine, WEEK[3])
+        finally:
+            engine.dispose()
         sg.block_at = set()
         again = _worker(args, sg)
         out, err = again.communicate(timeout=60)
@@ -215,6 +220,7 @@ def test_a_crash_during_the_weekly_send_resumes_without_doubles(
     engine = make_engine(settings.database_url)
     try:
         assert send_weekly(engine, settings, WEEK[4]).sent == 0
+        assert not unfinished(engine, WEEK[4])
     finally:
         engine.dispose()
 

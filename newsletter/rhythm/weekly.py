@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -190,6 +190,28 @@ def issue_row(engine: Engine, day: dt.date, kind: str, categories: Sequence[str]
     return int(found)
 
 
+def _finish_empty(engine: Engine, issue_id: int) -> None:
+    """Nobody had a paper this time: the row is done (nothing to resume)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(ISSUES)
+            .where(ISSUES.c.id == issue_id, ISSUES.c.status != "sent")
+            .values(status="sent", sent_at=utcnow(), updated_at=utcnow())
+        )
+
+
+def unfinished(engine: Engine, day: dt.date) -> bool:
+    """Whether a weekly or catch-up e-mail of ``day`` is still to be sent (a run died in the
+    weekly step after the day's own issue went out): the day must be run again."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(ISSUES.c.id).where(
+                ISSUES.c.date == day, ISSUES.c.kind != "daily", ISSUES.c.status != "sent"
+            )
+        ).first()
+    return found is not None
+
+
 @dataclass
 class Plan:
     """Who gets which days in one kind of e-mail of this run."""
@@ -295,8 +317,12 @@ def send_weekly(
         with Session(engine) as session:
             views = [v for v in (load_issue(session, d) for d in days) if v is not None]
         merged = merge_days(day, views, plan.kind)
+        # The row exists before anything slow, so a crash from here on leaves it unfinished
+        # and the day is run again (``unfinished``).
+        issue_id = issue_row(engine, day, plan.kind, merged.categories)
         audience = audience_for(merged, plan, by_id, settings)
         if not audience.selections:
+            _finish_empty(engine, issue_id)
             continue
         made = summarise_for_audience(
             engine,
@@ -306,7 +332,6 @@ def send_weekly(
             pdf_fetcher=pdf_fetcher,  # type: ignore[arg-type]
         )
         report.model_calls += made.calls
-        issue_id = issue_row(engine, day, plan.kind, merged.categories)
         sent = send_issue(
             engine,
             settings,
