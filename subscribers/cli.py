@@ -116,6 +116,8 @@ def list_(
                 "categories": list(s.categories),
                 "max_papers": s.max_papers,
                 "include_summaries": s.include_summaries,
+                "cadence": s.cadence,
+                "language": s.language,
                 "created_at": s.created_at.isoformat(),
                 "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
             }

@@ -177,6 +177,8 @@ def test_cadence_and_language_from_the_cli_and_csv(tmp_path: Path) -> None:
     code, out, _ = run(config, "export")
     rows = {r[0]: r[4:] for r in csv.reader(io.StringIO(out))}
     assert rows["w@example.org"] == ["weekly", "Chinese"]
+    (listed_w,) = [r for r in listed(config) if r["email"] == "w@example.org"]
+    assert (listed_w["cadence"], listed_w["language"]) == ("weekly", "Chinese")
     assert rows["a@example.org"] == ["weekly", ""]  # the site's language is stored as "theirs"
     assert rows["b@example.org"] == ["daily", "Chinese"]
     assert "c@example.org" not in rows
