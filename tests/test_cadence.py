@@ -95,10 +95,15 @@ def test_a_week_daily_weekly_and_a_switch(
 ) -> None:
     """SQLite only (PostgreSQL runs the weekly store path in the crash test below)."""
     settings = _point(_settings(make_settings, sqlite_url), arxiv)
+    settings = settings.model_copy(
+        update={"ai_summary": settings.ai_summary.model_copy(update={"languages": ["Chinese"]})}
+    )
     weekly_kw = ["graph", "language model", "benchmark"]
     _add(settings, "daily@example.org", ["benchmark"])
     _add(settings, "weekly@example.org", weekly_kw, cadence="weekly")
     set_prefs(settings, "weekly@example.org", max_papers=LIMIT)
+    _add(settings, "zh@example.org", weekly_kw, cadence="weekly", language="Chinese")
+    set_prefs(settings, "zh@example.org", max_papers=LIMIT)
     _add(settings, "switch@example.org", ["benchmark"])
     box = Path(settings.delivery.outbox_dir)
     for k in range(5):
@@ -114,6 +119,10 @@ def test_a_week_daily_weekly_and_a_switch(
     assert per["daily@example.org"] == 5
     assert per["weekly@example.org"] == 1
     assert per["switch@example.org"] == 3  # Monday, Tuesday, then the weekly Friday
+    # "Once a week, in Chinese": the same papers, the fixed words in Chinese.
+    (zh,) = [m for m in mails if m.to == "zh@example.org"]
+    assert zh.subject.startswith("每周精选：arXiv 论文摘要 2026-11-27")
+    assert "截至2026年11月27日星期五的一周" in zh.text and "退订" in zh.html
 
     # The weekly e-mail: papers of several days, each once, ranked by the reader's keywords.
     (weekly,) = [m for m in mails if m.to == "weekly@example.org"]
@@ -126,9 +135,11 @@ def test_a_week_daily_weekly_and_a_switch(
     assert scores == sorted(scores, reverse=True) and min(scores) > 0
     best = sorted((_score(e, weekly_kw) for e in ENTRIES), reverse=True)[: len(scores)]
     assert scores == best
+    assert zh.papers == weekly.papers
     for i in weekly.papers:  # each card says which day it came from
         day = WEEK[days[i]]
         assert f"arXiv:{i} | {day:%a} {day.day} {day:%b}" in weekly.text
+        assert f"arXiv:{i} | {day.month}月{day.day}日" in zh.text
 
     # The switcher: every "benchmark" paper of the week exactly once, over three e-mails.
     got = [i for m in mails if m.to == "switch@example.org" for i in m.papers]
