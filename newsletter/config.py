@@ -91,7 +91,17 @@ class AISummarySettings(_Section):
     max_papers_to_summarize: int = Field(15, ge=0, description="Papers summarised per day")
     max_workers: int = Field(3, ge=1, le=64, description="Concurrent model calls")
     language: str = Field(
-        "English", min_length=1, max_length=64, description="Language of the summaries"
+        "English",
+        min_length=1,
+        max_length=64,
+        description="The site's summary language (readers without one of their own get it)",
+    )
+    languages: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Summary languages readers may choose (e.g. English, Chinese); empty: only "
+            "`language`. See docs/cadence-language.md"
+        ),
     )
     source: Literal["abstract", "fulltext"] = Field(
         "abstract", description="Summarise the abstract or the PDF's text"
@@ -103,6 +113,34 @@ class AISummarySettings(_Section):
         300000, ge=0, description="Tokens the model may use per day (0: no limit)"
     )
     max_retries: int = Field(3, ge=0, le=10, description="Retries on 429/5xx/timeouts")
+
+    @field_validator("languages")
+    @classmethod
+    def _check_languages(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for name in value:
+            name = name.strip()
+            if not name or len(name) > 64 or not name.isprintable():
+                raise ValueError(f"each language is 1 to 64 printable characters, not {name!r}")
+            if name.casefold() not in {n.casefold() for n in out}:
+                out.append(name)
+        return out
+
+    @property
+    def offered_languages(self) -> list[str]:
+        """The languages readers may choose: the site's own first, then ``languages``."""
+        rest = [n for n in self.languages if n.casefold() != self.language.casefold()]
+        return [self.language, *rest]
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def weekday_name(day: Weekday) -> str:
+    """``fri`` -> ``Friday`` (for pages and e-mails)."""
+    return _WEEKDAY_NAMES[WEEKDAYS.index(day)]
 
 
 class DeliverySettings(_Section):
@@ -134,6 +172,13 @@ class DeliverySettings(_Section):
     )
     send_empty_note: bool = Field(
         False, description="Send a short note to subscribers with no matching paper"
+    )
+    weekly_weekday: Weekday = Field(
+        "fri",
+        description=(
+            "Weekly readers' day: their e-mail goes with that day's run (or the next run "
+            "when arXiv announces nothing that day)"
+        ),
     )
     smtp_host: str = Field("localhost", description="SMTP server")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")

@@ -83,6 +83,7 @@ class IssueEntry:
     rank: int | None  # position in the global digest (1-based); None: candidate pool only
     announce_type: str = "new"
     is_update: bool = False
+    day: dt.date | None = None  # in a weekly e-mail: the issue the paper came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +96,5 @@ class IssueView:
     digest: tuple[IssueEntry, ...]  # the global digest, ranked
     pool: tuple[IssueEntry, ...]  # every candidate that passed the exclude list, fetch order
     status: str = "built"
+    kind: str = "daily"  # "weekly": the days' issues merged for the weekly e-mail (issue 14)
+    days: tuple[dt.date, ...] = ()  # a weekly view's days, oldest first

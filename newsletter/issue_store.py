@@ -15,7 +15,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from newsletter.domain import IssueEntry, IssueView, Paper
-from newsletter.models import IssuePaperRow, IssueRow, PaperRow, utcnow
+from newsletter.models import IssuePaperRow, IssueRow, PaperRow, daily_issue, utcnow
 from newsletter.ranking import Ranking
 
 REPLACE_TYPES = frozenset({"replace", "replace-cross"})
@@ -97,7 +97,7 @@ def fresh_papers(
     rows = session.exec(
         select(IssuePaperRow.arxiv_id, func.max(IssuePaperRow.version))
         .join(IssueRow, col(IssueRow.id) == col(IssuePaperRow.issue_id))
-        .where(col(IssueRow.date) < date, col(IssuePaperRow.arxiv_id).in_(ids))
+        .where(col(IssueRow.date) < date, daily_issue(), col(IssuePaperRow.arxiv_id).in_(ids))
         .group_by(col(IssuePaperRow.arxiv_id))
     )
     for arxiv_id, version in rows:
@@ -130,7 +130,7 @@ def build_issue(
 
     ``papers_found`` is the announcement's size (default: the papers the ranking saw).
     """
-    issue = session.exec(select(IssueRow).where(IssueRow.date == date)).first()
+    issue = session.exec(select(IssueRow).where(IssueRow.date == date, daily_issue())).first()
     if issue is None:
         issue = IssueRow(date=date)
     else:
@@ -213,22 +213,27 @@ def _view(session: Session, issue: IssueRow) -> IssueView:
 
 def load_issue(session: Session, date: dt.date) -> IssueView | None:
     """The issue of ``date`` with its pool and digest, or None."""
-    issue = session.exec(select(IssueRow).where(IssueRow.date == date)).first()
+    issue = session.exec(select(IssueRow).where(IssueRow.date == date, daily_issue())).first()
     return None if issue is None else _view(session, issue)
 
 
 def latest_issue(session: Session) -> IssueView | None:
     """The newest issue, or None when there is none yet."""
-    issue = session.exec(select(IssueRow).order_by(col(IssueRow.date).desc())).first()
+    issue = session.exec(
+        select(IssueRow).where(daily_issue()).order_by(col(IssueRow.date).desc())
+    ).first()
     return None if issue is None else _view(session, issue)
 
 
 def issue_exists(session: Session, date: dt.date) -> bool:
-    return session.exec(select(IssueRow.id).where(IssueRow.date == date)).first() is not None
+    return (
+        session.exec(select(IssueRow.id).where(IssueRow.date == date, daily_issue())).first()
+        is not None
+    )
 
 
 def issue_id_for(session: Session, date: dt.date) -> int | None:
-    return session.exec(select(IssueRow.id).where(IssueRow.date == date)).first()
+    return session.exec(select(IssueRow.id).where(IssueRow.date == date, daily_issue())).first()
 
 
 def list_issues(session: Session) -> list[IssueSummary]:
@@ -241,6 +246,7 @@ def list_issues(session: Session) -> list[IssueSummary]:
     rows = session.exec(
         select(IssueRow, pool_sizes.c.n)
         .outerjoin(pool_sizes, pool_sizes.c.issue_id == col(IssueRow.id))
+        .where(daily_issue())
         .order_by(col(IssueRow.date).desc())
     ).all()
     return [

@@ -8,9 +8,10 @@ by the Alembic migrations in ``alembic/``.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel, col
 
 
 def utcnow() -> dt.datetime:
@@ -38,12 +39,16 @@ class PaperRow(SQLModel, table=True):
 
 
 class IssueRow(SQLModel, table=True):
-    """One day's issue. Re-running a date rebuilds this row in place (unique date)."""
+    """One day's issue (``kind`` "daily"; re-running a date rebuilds it in place), or the weekly
+    e-mail sent with that day's run (``kind`` "weekly", no papers of its own: its deliveries
+    carry the weekly readers' e-mails). Unique per (date, kind)."""
 
     __tablename__ = "issues"
+    __table_args__ = (Index("uq_issues_date_kind", "date", "kind", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    date: dt.date = Field(unique=True, index=True)
+    date: dt.date = Field(index=True)
+    kind: str = Field(default="daily", max_length=16)  # daily, weekly
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     papers_found: int = 0
@@ -52,6 +57,11 @@ class IssueRow(SQLModel, table=True):
     source: str = Field(default="rss", max_length=16)
     status: str = Field(default="built", max_length=16)  # built, sending, sent
     sent_at: dt.datetime | None = None
+
+
+def daily_issue() -> Any:
+    """The condition that picks day issues (not the weekly e-mails' rows) out of ``issues``."""
+    return col(IssueRow.kind) == "daily"
 
 
 class IssuePaperRow(SQLModel, table=True):

@@ -10,8 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,9 +24,8 @@ from newsletter.arxiv_client import ArxivClient, ArxivError
 from newsletter.arxiv_source import AnnouncementDateError, fetch_announcement
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.domain import Announcement, IssueView, Paper, Summary
+from newsletter.domain import Announcement, IssueView, Summary
 from newsletter.email.loading import Audience, audience_of, issue_summaries
-from newsletter.email.selection import Selection
 from newsletter.ranking import Ranking, rank_papers
 
 log = logging.getLogger("newsletter.pipeline")
@@ -56,6 +54,8 @@ class RunContext:
     issue_id: int | None = None
     view: IssueView | None = None
     summaries: dict[str, Summary] = field(default_factory=dict)  # filled by a summarise stage
+    # Per reader language other than the site's: its summaries over the site's (issue 14).
+    translations: dict[str, dict[str, Summary]] = field(default_factory=dict)
     audience: Audience | None = None  # who gets what today, computed once per run
     stop_event: threading.Event = field(default_factory=threading.Event)  # graceful shutdown
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -212,22 +212,6 @@ def issue_stage(ctx: RunContext) -> None:
     log.info("issue %s %s (id %s)", ann.date, "rebuilt in place" if rebuilt else "built", issue.id)
 
 
-def papers_by_readership(view: IssueView, selections: Iterable[Selection]) -> list[Paper]:
-    """Digest and selected papers, most-read first (the digest counts as one more reader)."""
-    readers: Counter[str] = Counter()
-    for entry in view.digest:
-        readers[entry.paper.arxiv_id] += 1
-    for selection in selections:
-        for entry in selection.entries:
-            readers[entry.paper.arxiv_id] += 1
-    by_id = {e.paper.arxiv_id: e.paper for e in view.pool}
-    by_id.update({e.paper.arxiv_id: e.paper for e in view.digest})
-    order = {e.paper.arxiv_id: i for i, e in enumerate(view.digest)}
-    pool_pos = {e.paper.arxiv_id: len(order) + i for i, e in enumerate(view.pool)}
-    ranked = sorted(readers, key=lambda a: (-readers[a], order.get(a, pool_pos.get(a, 0))))
-    return [by_id[a] for a in ranked if a in by_id]
-
-
 def audience(ctx: RunContext) -> Audience:
     """Every active subscriber's selection of today's issue (computed once, reused by send)."""
     if ctx.audience is None:
@@ -236,26 +220,26 @@ def audience(ctx: RunContext) -> Audience:
 
 
 def summarise_stage(ctx: RunContext) -> None:
-    """Summaries for the papers readers will see, most-read first: the ones stored for this
-    issue first (a resumed send mails what the first run mailed), then the cache, then the
-    model for what is missing."""
-    from newsletter.summaries import summarise_papers
+    """Summaries for the papers readers will see, most-read first across their languages: the
+    ones stored for this issue first (a resumed send mails what the first run mailed), then the
+    cache, then the model for what is missing."""
+    from newsletter.rhythm.languages import summarise_for_audience
 
     view = _need(ctx.view, "issue")
     stored: dict[str, Summary] = {}
     if ctx.settings.ai_summary.enabled:
-        papers = papers_by_readership(view, audience(ctx).selections.values())
         with session_scope(ctx.engine) as session:
             stored = issue_summaries(session, view, ctx.settings)
-    else:
-        papers = []
-    fetch_pdf = arxiv_client(ctx).fetch_pdf if papers else None
-    run = summarise_papers(ctx.engine, ctx.settings, papers, pdf_fetcher=fetch_pdf)
-    ctx.summaries = {**run.summaries, **stored}
-    ctx.counts["model_calls"] = run.calls
-    ctx.counts["summary_failures"] = len(run.failures)
-    if not run.disabled_reason:
-        log.info(run.describe())
+    fetch_pdf = arxiv_client(ctx).fetch_pdf if ctx.settings.ai_summary.enabled else None
+    made = summarise_for_audience(
+        ctx.engine, ctx.settings, view, audience(ctx), pdf_fetcher=fetch_pdf
+    )
+    ctx.summaries = {**made.site, **stored}
+    ctx.translations = made.by_language
+    ctx.counts["model_calls"] = made.calls
+    ctx.counts["summary_failures"] = made.failures
+    if not made.disabled:
+        log.info(made.describe)
 
 
 def archive_stage(ctx: RunContext) -> None:
@@ -281,6 +265,7 @@ def send_stage(ctx: RunContext) -> None:
         view.date,
         view=view,
         summaries=ctx.summaries,
+        translations=ctx.translations,
         stop=ctx.stop_event,
         audience=audience(ctx),
     )
@@ -313,6 +298,32 @@ def send_stage(ctx: RunContext) -> None:
         )
 
 
+def weekly_stage(ctx: RunContext) -> None:
+    """After the day's send: weekly readers' e-mails on the week's run, and catch-ups for
+    readers who switched to daily (``newsletter.rhythm.weekly``); resumable like the daily."""
+    if not ctx.send:
+        return
+    from newsletter.rhythm.weekly import send_weekly
+
+    view = _need(ctx.view, "issue")
+    fetch_pdf = ctx.client.fetch_pdf if ctx.client is not None else None
+    report = send_weekly(
+        ctx.engine, ctx.settings, view.date, stop=ctx.stop_event, pdf_fetcher=fetch_pdf
+    )
+    ctx.counts["weekly_sent"] = report.sent
+    ctx.counts["emails_sent"] = ctx.counts.get("emails_sent", 0) + report.sent
+    ctx.counts["emails_failed"] = ctx.counts.get("emails_failed", 0) + report.failed
+    ctx.counts["model_calls"] = ctx.counts.get("model_calls", 0) + report.model_calls
+    if report.stopped:
+        ctx.stop("stopped", f"stopped while sending the weekly e-mails of {view.date}")
+    elif not report.complete:
+        ctx.stop(
+            "failed",
+            f"weekly e-mails of {view.date} could not all be handed over yet; "
+            "run again to resume (nobody is mailed twice)",
+        )
+
+
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("fetch", fetch_stage),
     Stage("store", store_stage),
@@ -321,6 +332,7 @@ DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("summarise", summarise_stage),
     Stage("archive", archive_stage),
     Stage("send", send_stage),
+    Stage("weekly", weekly_stage),
 )
 
 

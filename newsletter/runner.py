@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from newsletter import issue_store
@@ -38,6 +38,7 @@ from newsletter.pipeline import (
     describe,
     ok_message,
 )
+from newsletter.rhythm.weekly import unfinished as weekly_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,12 @@ def lock_name(day: dt.date) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DayState:
-    """Where the issue of a day stands: ``waiting`` counts its deliveries without an outcome."""
+    """Where the issue of a day stands: ``waiting`` counts the deliveries without an outcome of
+    every e-mail of the day (its issue, and the weekly or catch-up e-mails its run sends)."""
 
     status: str | None  # None: no issue; built, sending, sent
     waiting: int
+    weekly_open: bool = False  # a weekly or catch-up e-mail of the day is not sent yet
 
     @property
     def built(self) -> bool:
@@ -71,26 +74,30 @@ class DayState:
     @property
     def unfinished(self) -> bool:
         """A send was asked for (status ``sending``) or deliveries are still waiting."""
-        return self.status == "sending" or self.waiting > 0
+        return self.status == "sending" or self.waiting > 0 or self.weekly_open
 
 
 def day_state(engine: Engine, day: dt.date) -> DayState:
     issues = IssueRow.__table__.c  # type: ignore[attr-defined]
     rows = Delivery.__table__.c  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        issue = conn.execute(select(issues.id, issues.status).where(issues.date == day)).first()
+        issue = conn.execute(
+            select(issues.id, issues.status).where(issues.date == day, issues.kind == "daily")
+        ).first()
         if issue is None:
             return DayState(None, 0)
+        of_the_day = select(issues.id).where(issues.date == day)
         waiting = conn.execute(
             select(func.count())
             .select_from(Delivery.__table__)  # type: ignore[attr-defined]
-            .where(rows.issue_id == issue.id, rows.status.in_(WAITING))
+            .where(rows.issue_id.in_(of_the_day), rows.status.in_(WAITING))
         ).scalar_one()
-    return DayState(str(issue.status), int(waiting))
+    return DayState(str(issue.status), int(waiting), weekly_unfinished(engine, day))
 
 
 def waiting_by_issue(engine: Engine, since: dt.date | None = None) -> list[tuple[dt.date, int]]:
-    """(issue date, deliveries without an outcome) of every unfinished issue, oldest first."""
+    """(day, deliveries without an outcome) of every unfinished day, oldest first; a day counts
+    its issue and the weekly or catch-up e-mails its run sends."""
     issues = IssueRow.__table__.c  # type: ignore[attr-defined]
     rows = Delivery.__table__.c  # type: ignore[attr-defined]
     waiting = (
@@ -102,13 +109,22 @@ def waiting_by_issue(engine: Engine, since: dt.date | None = None) -> list[tuple
     stmt = (
         select(issues.date, func.coalesce(waiting.c.n, 0))
         .select_from(IssueRow.__table__.outerjoin(waiting, waiting.c.issue_id == issues.id))  # type: ignore[attr-defined]
-        .where(or_(issues.status == "sending", waiting.c.n > 0))
+        .where(
+            or_(
+                issues.status == "sending",
+                waiting.c.n > 0,
+                and_(issues.kind != "daily", issues.status != "sent"),
+            )
+        )
         .order_by(issues.date)
     )
     if since is not None:
         stmt = stmt.where(issues.date >= since)
+    days: dict[dt.date, int] = {}
     with engine.connect() as conn:
-        return [(d, int(n)) for d, n in conn.execute(stmt)]
+        for day, n in conn.execute(stmt):
+            days[day] = days.get(day, 0) + int(n)
+    return list(days.items())
 
 
 def _record_start(engine: Engine, day: dt.date | None, trigger: str) -> int | None:

@@ -57,6 +57,13 @@ def add(
     active: Annotated[
         bool, typer.Option("--active", help="Active at once (no confirmation)")
     ] = False,
+    cadence: Annotated[
+        str | None, typer.Option("--cadence", help="daily (default) or weekly")
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option("--language", help="Summary language, one of ai_summary.languages"),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a subscriber (pending unless --active; no e-mail is sent)."""
@@ -70,6 +77,8 @@ def add(
                 keywords=_split(keywords),
                 categories=_split(categories),
                 active=active,
+                cadence=cadence,
+                language=language,
             )
             sub = added.subscriber
     except SubscriberError as exc:
@@ -104,6 +113,8 @@ def list_(
                 "categories": list(s.categories),
                 "max_papers": s.max_papers,
                 "include_summaries": s.include_summaries,
+                "cadence": s.cadence,
+                "language": s.language,
                 "created_at": s.created_at.isoformat(),
                 "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
             }

@@ -1,4 +1,5 @@
-"""CSV import and export of subscribers (`email,keywords,categories,status`, lists `;`-joined).
+"""CSV import and export of subscribers (`email,keywords,categories,status,cadence,language`,
+lists `;`-joined; files without the last columns still import: daily, the site's language).
 
 Import validates every row, reports bad ones by line number and imports the rest in bulk
 (one INSERT per chunk, not one round trip per row); existing and repeated addresses are skipped.
@@ -23,6 +24,7 @@ from newsletter.config import Settings
 from newsletter.models import utcnow
 from subscribers.errors import InvalidInput, SubscriberError
 from subscribers.models import Consent, Subscriber, Suppression, new_link_key
+from subscribers.rhythm import check_cadence, check_language
 from subscribers.service import new_nonce
 from subscribers.validation import (
     email_hash,
@@ -32,7 +34,7 @@ from subscribers.validation import (
     split_terms,
 )
 
-HEADER = ("email", "keywords", "categories", "status")
+HEADER = ("email", "keywords", "categories", "status", "cadence", "language")
 IMPORT_STATUSES = ("active", "pending")
 CHUNK = 2000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -82,6 +84,8 @@ def _parse_row(raw: dict[str, str | None], settings: Settings, now: dt.datetime)
         "categories": list(prefs.categories),
         "max_papers": None,
         "include_summaries": True,
+        "cadence": check_cadence(row.get("cadence")),
+        "language": check_language(row.get("language"), settings),
         "token_nonce": new_nonce(),
     }
 
@@ -174,7 +178,14 @@ def export_csv(session: Session, *, out: TextIO, status: str | None = None) -> i
         query = query.where(Subscriber.status == status)
     count = 0
     for sub in session.exec(query.execution_options(yield_per=5000)):
-        cells = (sub.email, ";".join(sub.keywords), ";".join(sub.categories), sub.status)
+        cells = (
+            sub.email,
+            ";".join(sub.keywords),
+            ";".join(sub.categories),
+            sub.status,
+            sub.cadence,
+            sub.language or "",
+        )
         writer.writerow([neutralise(c) for c in cells])
         count += 1
     return count

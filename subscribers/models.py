@@ -13,6 +13,7 @@ from newsletter.models import utcnow
 from subscribers.validation import mailbox_key
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+CADENCES = ("daily", "weekly")
 
 
 def _email_key_default(context: Any) -> str:
@@ -48,6 +49,8 @@ class Subscriber(SQLModel, table=True):
     categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     max_papers: int | None = None
     include_summaries: bool = True
+    cadence: str = Field(default="daily", max_length=16)  # daily, weekly (docs/cadence-language.md)
+    language: str | None = Field(default=None, max_length=64)  # None: the site's language
     token_nonce: str = Field(default="", max_length=64)  # rotated to make tokens single-use
     link_key: str = Field(default_factory=new_link_key, max_length=64)  # in every link
 

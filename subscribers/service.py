@@ -31,6 +31,7 @@ from subscribers.models import (
     Suppression,
     new_link_key,
 )
+from subscribers.rhythm import check_cadence, check_language
 from subscribers.validation import (
     MAX_IP,
     MAX_USER_AGENT,
@@ -337,11 +338,19 @@ def update_preferences(
     categories: list[str] | None,
     max_papers: int | str | None = None,
     include_summaries: bool = True,
+    cadence: str | None = None,
+    language: str | None = None,
     origin: Origin | None = None,
     now: dt.datetime | None = None,
 ) -> Subscriber:
+    """Save a reader's preferences; ``cadence``/``language`` None leave theirs unchanged (an
+    empty language means the site's)."""
     now = now or utcnow()
     sub = get(session, subscriber_id=subscriber_id)
+    if cadence is not None:
+        sub.cadence = check_cadence(cadence)
+    if language is not None:
+        sub.language = check_language(language, settings)
     prefs = make_preferences(
         keywords=keywords,
         categories=categories,
@@ -477,6 +486,8 @@ def export(session: Session, *, subscriber_id: int) -> dict[str, Any]:
             "categories": list(sub.categories),
             "max_papers": sub.max_papers,
             "include_summaries": sub.include_summaries,
+            "cadence": sub.cadence,
+            "language": sub.language,
         },
         "consents": [
             {
@@ -545,6 +556,8 @@ def add(
     keywords: str | list[str] | None = None,
     categories: list[str] | None = None,
     active: bool = False,
+    cadence: str | None = None,
+    language: str | None = None,
     origin: Origin | None = None,
     now: dt.datetime | None = None,
 ) -> Added:
@@ -555,6 +568,8 @@ def add(
     prefs = make_preferences(
         keywords=keywords, categories=categories, allowed_categories=settings.categories
     )
+    chosen_cadence = check_cadence(cadence)
+    chosen_language = check_language(language, settings)
     supp = _suppression(session, address)
     if supp is not None and supp.reason in HARD_REASONS:
         raise Suppressed(f"{address} is suppressed ({supp.reason}); lift it first")
@@ -566,6 +581,8 @@ def add(
         now,
         keywords=list(prefs.keywords),
         categories=list(prefs.categories),
+        cadence=chosen_cadence,
+        language=chosen_language,
         token_nonce=new_nonce(),
     )
     if active:

@@ -138,8 +138,47 @@ def test_export_round_trips_through_import(config: Path, tmp_path: Path) -> None
     code, out, _ = run(config, "export")
     assert code == 0
     exported = list(csv.reader(io.StringIO(out)))
-    assert exported[0] == ["email", "keywords", "categories", "status"]
-    assert sorted(",".join(r) for r in exported[1:]) == sorted(rows[1:])
+    assert exported[0] == ["email", "keywords", "categories", "status", "cadence", "language"]
+    # An old file (no cadence/language columns) imports as daily readers in the site's language.
+    assert sorted(",".join(r) for r in exported[1:]) == sorted(f"{r},daily," for r in rows[1:])
     out_file = tmp_path / "out.csv"
     assert run(config, "export", "--out", str(out_file))[0] == 0
     assert out_file.read_text() == out
+
+
+def test_cadence_and_language_from_the_cli_and_csv(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    db = tmp_path / "subs.db"
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": f"sqlite:///{db}",
+                "ai_summary": {"language": "English", "languages": ["English", "Chinese"]},
+            }
+        )
+    )
+    code, out, _ = run(
+        config, "add", "w@example.org", "--active", "--cadence", "weekly", "--language", "chinese"
+    )
+    assert code == 0, out
+    code, _, err = run(config, "add", "x@example.org", "--cadence", "monthly")
+    assert code != 0 and "cadence must be one of daily, weekly" in err
+    code, _, err = run(config, "add", "y@example.org", "--language", "Klingon")
+    assert code != 0 and "language must be one of English, Chinese" in err
+    f = tmp_path / "in.csv"
+    f.write_text(
+        "email,cadence,language\n"
+        "a@example.org,weekly,English\n"
+        "b@example.org,,Chinese\n"
+        "c@example.org,hourly,\n"
+    )
+    code, out, err = run(config, "import", str(f))
+    assert code == 1 and "imported 2" in out and "line 4: cadence must be one of" in err
+    code, out, _ = run(config, "export")
+    rows = {r[0]: r[4:] for r in csv.reader(io.StringIO(out))}
+    assert rows["w@example.org"] == ["weekly", "Chinese"]
+    (listed_w,) = [r for r in listed(config) if r["email"] == "w@example.org"]
+    assert (listed_w["cadence"], listed_w["language"]) == ("weekly", "Chinese")
+    assert rows["a@example.org"] == ["weekly", ""]  # the site's language is stored as "theirs"
+    assert rows["b@example.org"] == ["daily", "Chinese"]
+    assert "c@example.org" not in rows

@@ -122,14 +122,14 @@ def test_token_budget_stops_calls_and_is_shared_by_the_days_runs(
 def _worst_case(settings: Settings, paper: Paper) -> int:
     from newsletter.summaries.budget import TokenBudget
     from newsletter.summaries.prompt import load_prompt
-    from newsletter.summaries.run import _Context, _estimate, cache_key
+    from newsletter.summaries.run import _Context, _estimate
 
     prompt = load_prompt(settings.ai_summary)
     ctx = _Context(
         engine=None,  # type: ignore[arg-type]
         settings=settings,
         prompt=prompt,
-        key=cache_key(settings, prompt, "abstract"),
+        source="abstract",
         model=None,  # type: ignore[arg-type]
         budget=TokenBudget(0),
         pdf_fetcher=None,

@@ -48,6 +48,7 @@ from newsletter.email.render import (
 from newsletter.email.selection import select_all
 from newsletter.models import IssueRow, utcnow
 from subscribers.links import link_keys, preferences_url, unsubscribe_url
+from subscribers.rhythm import effective_language
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], None]
@@ -95,9 +96,11 @@ class _Item:
     slots: Mapping[str, str]
 
 
-# A batch's body: (include_summaries, None) for the shared body, or
-# (include_summaries, the slot values it was expanded with).
-BodyKey = tuple[bool, tuple[tuple[str, str], ...] | None]
+# A body variant: (include_summaries, the reader's language).
+Variant = tuple[bool, str]
+# A batch's body: (variant, None) for the shared body, or
+# (variant, the slot values it was expanded with).
+BodyKey = tuple[Variant, tuple[tuple[str, str], ...] | None]
 
 
 @contextmanager
@@ -111,7 +114,9 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def _issue_id(engine: Engine, issue_date: dt.date) -> int:
     with engine.connect() as conn:
-        found = conn.execute(select(ISSUES.id).where(ISSUES.date == issue_date)).scalar()
+        found = conn.execute(
+            select(ISSUES.id).where(ISSUES.date == issue_date, ISSUES.kind == "daily")
+        ).scalar()
     if found is None:
         raise SendError(f"no issue for {issue_date.isoformat()}: build it first")
     return int(found)
@@ -283,17 +288,22 @@ def send_issue(
     *,
     view: IssueView | None = None,
     summaries: Mapping[str, Summary] | None = None,
+    translations: Mapping[str, Mapping[str, Summary]] | None = None,
     environ: Mapping[str, str] | None = None,
     backend: Backend | None = None,
     sleep: Sleep = time.sleep,
     stop: threading.Event | None = None,
     audience: Audience | None = None,
+    issue_id: int | None = None,
 ) -> SendReport:
     """Deliver the issue of ``issue_date`` to every active subscriber not yet sent to.
 
     Safe to call again after a crash or a ``stop``: it sends what is still queued and applies
     ``delivery.in_flight_policy`` to rows a crashed run left ``sending``. ``audience`` is the
     run's already computed selections (suppression is re-checked before each wave anyway).
+    ``translations`` are the summaries of each reader language other than the site's (a reader
+    of a language without them reads ``summaries``); ``issue_id`` names the issue row when it
+    is not the day issue of ``issue_date`` (a weekly e-mail's, see ``newsletter.rhythm.weekly``).
     """
     stop = stop or threading.Event()
     chosen = backend or make_backend(settings, environ, sleep=sleep)
@@ -301,7 +311,7 @@ def send_issue(
     t = report.timings
     try:
         with _timed(t, "load"):
-            issue_id = _issue_id(engine, issue_date)
+            issue_id = issue_id if issue_id is not None else _issue_id(engine, issue_date)
             view = view or _load_view(engine, issue_date)
         if audience is None:
             with _timed(t, "load"):
@@ -311,6 +321,9 @@ def send_issue(
         prefs, selections = audience.prefs, audience.selections
         report.no_match = len(prefs) - len(selections)
         emails = {p.id: p.email for p in prefs}
+        languages = {p.id: effective_language(p.language, settings) for p in prefs}
+        site_language = settings.ai_summary.language
+        summary_sets = {site_language: summaries or {}, **(translations or {})}
         with _timed(t, "enqueue"):
             _set_issue_status(engine, issue_id, "sending")
             new = [
@@ -332,14 +345,24 @@ def send_issue(
             pending = outbox.queued(engine, issue_id)
         renderer = DigestRenderer(settings)
         with _timed(t, "render"):
+            wanted: set[Variant] = {
+                (sel.include_summaries, languages.get(sid, site_language))
+                for sid, sel in selections.items()
+            }
             bodies = {
-                variant: renderer.shared(view, summaries or {}, variant)
-                for variant in {sel.include_summaries for sel in selections.values()}
+                variant: renderer.shared(
+                    view,
+                    summary_sets.get(variant[1], summary_sets[site_language]),
+                    variant[0],
+                    variant[1],
+                )
+                for variant in wanted
             }
         sections_ok = chosen.sections
         limit = chosen.substitution_limit
         margin = _links_size(settings)
-        slots_of: dict[int, tuple[dict[str, str], bool]] = {}  # per Selection: slots, fits
+        # per (Selection, language): slots, fits
+        slots_of: dict[tuple[int, str], tuple[dict[str, str], bool]] = {}
         groups: dict[BodyKey, list[_Item]] = defaultdict(list)
         gone: list[int] = []
         for row in pending:
@@ -347,12 +370,12 @@ def send_issue(
             if selection is None:
                 gone.append(row.delivery_id)
                 continue
-            variant = selection.include_summaries
-            known = slots_of.get(id(selection))
+            variant = (selection.include_summaries, languages.get(row.subscriber_id, site_language))
+            known = slots_of.get((id(selection), variant[1]))
             if known is None:
                 subs = bodies[variant].substitutions(selection)
                 fits = sections_ok and (limit is None or _json_size(subs) + margin <= limit)
-                known = slots_of[id(selection)] = (subs, fits)
+                known = slots_of[(id(selection), variant[1])] = (subs, fits)
             slots, fits = known
             email = emails[row.subscriber_id]
             if fits:

@@ -28,16 +28,28 @@ def prefs_of(row: Subscriber) -> SubscriberPrefs:
         categories=tuple(row.categories or ()),
         max_papers=row.max_papers,
         include_summaries=row.include_summaries,
+        cadence=row.cadence,
+        language=row.language,
     )
 
 
-def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
+def active_prefs(engine: Engine, cadence: str | None = "daily") -> list[SubscriberPrefs]:
     """Who gets today's digest, as selection input: those who may be mailed
-    (``subscribers.mailable``), read in bulk."""
+    (``subscribers.mailable``), read in bulk, of ``cadence`` (None: every cadence)."""
     with engine.connect() as conn:
         rows = mailable_rows(
-            conn, (SUBS.keywords, SUBS.categories, SUBS.max_papers, SUBS.include_summaries)
+            conn,
+            (
+                SUBS.keywords,
+                SUBS.categories,
+                SUBS.max_papers,
+                SUBS.include_summaries,
+                SUBS.cadence,
+                SUBS.language,
+            ),
         )
+    if cadence is not None:
+        rows = [r for r in rows if r.cadence == cadence]
     return [
         SubscriberPrefs(
             id=r.id,
@@ -46,6 +58,8 @@ def active_prefs(engine: Engine) -> list[SubscriberPrefs]:
             categories=tuple(r.categories or ()),
             max_papers=r.max_papers,
             include_summaries=bool(r.include_summaries),
+            cadence=r.cadence,
+            language=r.language,
         )
         for r in rows
     ]
@@ -72,12 +86,17 @@ def find_subscriber(session: Session, address: str) -> Subscriber | None:
 
 
 def issue_summaries(
-    session: Session, view: IssueView, settings: Settings, papers: Iterable[str] | None = None
+    session: Session,
+    view: IssueView,
+    settings: Settings,
+    papers: Iterable[str] | None = None,
+    language: str | None = None,
 ) -> dict[str, Summary]:
     """The stored summary of each paper's current version, per arXiv id.
 
-    Several may exist (other models, prompts or languages): the configured model and language
-    win, then the newest. Papers without one are absent (the e-mail shows the abstract).
+    Several may exist (other models, prompts or languages): the configured model wins, then
+    ``language`` (a reader's), then the site's language, then the newest. Papers without one
+    are absent (the e-mail shows the abstract).
     """
     versions = {e.paper.arxiv_id: e.paper.version for e in view.pool}
     wanted = list(versions) if papers is None else [i for i in papers if i in versions]
@@ -86,9 +105,10 @@ def issue_summaries(
     rows = session.exec(select(SummaryRow).where(col(SummaryRow.arxiv_id).in_(wanted))).all()
     best: dict[str, SummaryRow] = {}
 
-    def rank(row: SummaryRow) -> tuple[bool, bool, float]:
+    def rank(row: SummaryRow) -> tuple[bool, bool, bool, float]:
         return (
             row.model == settings.ai_summary.model,
+            language is not None and row.language == language,
             row.language == settings.ai_summary.language,
             row.created_at.timestamp(),
         )

@@ -19,6 +19,7 @@ from newsletter.email.render import (
 from newsletter.email.selection import Selection, select_all
 from newsletter.issue_store import latest_issue, load_issue
 from subscribers import links
+from subscribers.rhythm import effective_language
 
 
 class PreviewError(Exception):
@@ -67,9 +68,12 @@ def preview_email(
     )
     selection = select_all(view, [prefs], empty_ok).get(prefs.id) or Selection(entries=())
     ids = [e.paper.arxiv_id for e in selection.entries]
-    summaries = issue_summaries(session, view, settings, ids) if prefs.include_summaries else {}
+    language = effective_language(prefs.language, settings)
+    summaries = (
+        issue_summaries(session, view, settings, ids, language) if prefs.include_summaries else {}
+    )
     # The shared body plus this subscriber's substitutions, exactly as the backends build it.
-    rendered = DigestRenderer(settings).render(view, selection, summaries)
+    rendered = DigestRenderer(settings).render(view, selection, summaries, language)
     return Preview(
         rendered=personalise(rendered, personal),
         issue_date=view.date,

@@ -46,6 +46,7 @@ from newsletter.email.shared import (
 )
 from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.paths import templates_dir
+from newsletter.rhythm.catalogue import ENGLISH, Words, words_for
 from newsletter.sanitize import markdown_to_safe_html
 
 PLACEHOLDERS: dict[str, str] = {
@@ -143,32 +144,62 @@ def authors_line(authors: tuple[str, ...], shown: int = AUTHORS_SHOWN) -> str:
     return ", ".join(names[:shown]) + " et al."
 
 
-def format_date(day: dt.date) -> str:
-    return f"{day:%A}, {day.day} {day:%B %Y}"
+def format_date(day: dt.date, words: Words = ENGLISH) -> str:
+    return words.date(day)
 
 
-def subject_line(settings: Settings, day: dt.date, count: int) -> str:
-    """``email.subject_template`` with {date} and {count}, on one line."""
+def subject_line(
+    settings: Settings, day: dt.date, count: int, words: Words = ENGLISH, *, weekly: bool = False
+) -> str:
+    """``email.subject_template`` (translated when the catalogue has it) with {date} and
+    {count}, on one line; a weekly e-mail's is marked as such."""
+    template = words.gettext(settings.email.subject_template)
     try:
-        subject = settings.email.subject_template.format(date=day.isoformat(), count=count)
+        subject = template.format(date=day.isoformat(), count=count)
     except (KeyError, IndexError, ValueError) as exc:
         raise TemplateError(
             f"email.subject_template {settings.email.subject_template!r} may use only "
             f"{{date}} and {{count}}: {exc!r}"
         ) from exc
+    if weekly:
+        subject = words.gettext("Weekly: %(subject)s") % {"subject": subject}
     return _one_line(subject)
 
 
-def intro_line(view: IssueView, count: int) -> str:
+def intro_line(view: IssueView, count: int, words: Words = ENGLISH) -> str:
     """The counts sentence under the date."""
-    cats = ", ".join(view.categories)
+    _ = words.gettext
+    values = {"count": count, "found": view.papers_found, "cats": ", ".join(view.categories)}
+    if view.kind == "weekly":
+        if not count:
+            return (
+                _(
+                    "Nothing matched your interests among the %(found)s papers announced in "
+                    "%(cats)s this week."
+                )
+                % values
+            )
+        return (
+            words.ngettext(
+                "%(count)s paper for you, the best of %(found)s announced in %(cats)s this week.",
+                "%(count)s papers for you, the best of %(found)s announced in %(cats)s this week.",
+                count,
+            )
+            % values
+        )
     if not count:
         return (
-            f"Nothing matched your interests among the {view.papers_found} papers "
-            f"announced in {cats}."
+            _("Nothing matched your interests among the %(found)s papers announced in %(cats)s.")
+            % values
         )
-    noun = "paper" if count == 1 else "papers"
-    return f"{count} {noun} for you, picked from {view.papers_found} announced in {cats}."
+    return (
+        words.ngettext(
+            "%(count)s paper for you, picked from %(found)s announced in %(cats)s.",
+            "%(count)s papers for you, picked from %(found)s announced in %(cats)s.",
+            count,
+        )
+        % values
+    )
 
 
 def wrap(text: str, width: int = 72) -> str:
@@ -177,10 +208,15 @@ def wrap(text: str, width: int = 72) -> str:
 
 
 def _paper_static(
-    settings: Settings, view: IssueView, entry: IssueEntry, summary: Summary | None
+    settings: Settings,
+    view: IssueView,
+    entry: IssueEntry,
+    summary: Summary | None,
+    words: Words = ENGLISH,
 ) -> dict[str, Any]:
     """A paper's card without the subscriber's matches: the same in every body that shows it."""
     paper = entry.paper
+    day = entry.day or view.date
     tldr = (
         _defuse(latex_to_text_markdown(summary.tldr.strip()))
         if summary is not None and summary.tldr
@@ -193,14 +229,17 @@ def _paper_static(
         "abs_url": paper.abs_url,
         "pdf_url": paper.pdf_url,
         "html_url": paper.html_url,
-        "archive_url": f"{settings.base_url}/archive/{view.date.isoformat()}#{paper.arxiv_id}",
+        "archive_url": f"{settings.base_url}/archive/{day.isoformat()}#{paper.arxiv_id}",
+        "day": words.short_date(entry.day) if entry.day else "",
         "authors": authors_line(tuple(latex_to_text(a) for a in paper.authors)),
         "primary_category": paper.primary_category,
         "is_update": entry.is_update,
         # Markdown may spell a tag with escapes or entities: defuse what it produced too.
         "tldr_html": Markup(_defuse(markdown_to_safe_html(tldr))) if tldr else None,
         "snippet": abstract,
-        "text_body": wrap(f"TL;DR: {_one_line(tldr)}" if tldr else abstract),
+        "text_body": wrap(
+            words.gettext("TL;DR: %(tldr)s") % {"tldr": _one_line(tldr)} if tldr else abstract
+        ),
     }
 
 
@@ -248,7 +287,7 @@ class DigestRenderer:
         )
         self._html_template: Template | None = None
         self._cards: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._shared: dict[tuple[int, int, bool], tuple[object, object, SharedBody]] = {}
+        self._shared: dict[tuple[int, int, bool, str], tuple[object, object, SharedBody]] = {}
         self._lock = threading.Lock()
 
     def _html(self) -> Template:
@@ -261,16 +300,19 @@ class DigestRenderer:
                 raise TemplateError(f"digest.mjml: Jinja error: {exc}") from exc
         return self._html_template
 
-    def _card(self, view: IssueView, entry: IssueEntry, summary: Summary | None) -> dict[str, Any]:
-        """Per-paper context, computed once per (issue, paper, summary) and reused by every body."""
+    def _card(
+        self, view: IssueView, entry: IssueEntry, summary: Summary | None, words: Words
+    ) -> dict[str, Any]:
+        """Per-paper context, computed once per (issue, paper, summary, language) and reused by
+        every body."""
         paper = entry.paper
         tldr = summary.tldr if summary is not None else None
-        key = (view.date, paper.arxiv_id, paper.version, paper.title, tldr)
+        key = (view.date, paper.arxiv_id, paper.version, paper.title, tldr, entry.day, words)
         card = self._cards.get(key)
         if card is None:
             if len(self._cards) > 50_000:
                 self._cards.clear()
-            card = self._cards[key] = _paper_static(self.settings, view, entry, summary)
+            card = self._cards[key] = _paper_static(self.settings, view, entry, summary, words)
         return card
 
     def _paper(
@@ -279,15 +321,20 @@ class DigestRenderer:
         entry: IssueEntry,
         summaries: Mapping[str, Summary],
         include_summaries: bool,
+        words: Words = ENGLISH,
     ) -> dict[str, Any]:
         summary = summaries.get(entry.paper.arxiv_id) if include_summaries else None
-        return self._card(view, entry, summary)
+        return self._card(view, entry, summary, words)
 
-    def _frame_context(self, view: IssueView) -> dict[str, Any]:
+    def _frame_context(self, view: IssueView, words: Words = ENGLISH) -> dict[str, Any]:
         s = self.settings
+        date = format_date(view.date, words)
+        if view.kind == "weekly":
+            date = words.gettext("Your week to %(date)s") % {"date": date}
         return {
+            "_": words.gettext,
             "site_name": s.site_name,
-            "date": format_date(view.date),
+            "date": date,
             "date_iso": view.date.isoformat(),
             "papers_found": view.papers_found,
             "categories": ", ".join(view.categories),
@@ -300,19 +347,21 @@ class DigestRenderer:
             **PLACEHOLDERS,
         }
 
-    def slots(self, view: IssueView, selection: Selection) -> Slots:
+    def slots(self, view: IssueView, selection: Selection, words: Words = ENGLISH) -> Slots:
         """The per-subscriber sentences: subject, preheader, counts line."""
         count = len(selection.entries)
         if count:
             first = _one_line(latex_to_text(selection.entries[0].paper.title))
-            more = f" and {count - 1} more" if count > 1 else ""
+            more = words.gettext(" and %(n)s more") % {"n": count - 1} if count > 1 else ""
             preheader = snippet(f"{first}{more}", 140)
         else:
-            preheader = "Nothing matched your interests in today's announcement."
+            preheader = words.gettext("Nothing matched your interests in today's announcement.")
         return Slots(
-            subject=subject_line(self.settings, view.date, count),
+            subject=subject_line(
+                self.settings, view.date, count, words, weekly=view.kind == "weekly"
+            ),
             preheader=preheader,
-            intro=intro_line(view, count),
+            intro=intro_line(view, count, words),
         )
 
     def _render_parts(self, ctx: dict[str, Any]) -> tuple[str, str]:
@@ -324,10 +373,16 @@ class DigestRenderer:
         return html, text
 
     def shared(
-        self, view: IssueView, summaries: Mapping[str, Summary], include_summaries: bool
+        self,
+        view: IssueView,
+        summaries: Mapping[str, Summary],
+        include_summaries: bool,
+        language: str | None = None,
     ) -> SharedBody:
-        """The day's body for one variant: every card of the pool rendered once, then sliced."""
-        key = (id(view), id(summaries), include_summaries)
+        """The day's body for one variant (with or without TL;DRs, in one reader language):
+        every card of the pool rendered once, then sliced."""
+        words = words_for(language)
+        key = (id(view), id(summaries), include_summaries, words.language)
         with self._lock:
             hit = self._shared.get(key)
             if hit is not None and hit[0] is view and hit[1] is summaries:
@@ -337,7 +392,7 @@ class DigestRenderer:
             entries.setdefault(entry.paper.arxiv_id, entry)
         papers = [
             {
-                **self._paper(view, e, summaries, include_summaries),
+                **self._paper(view, e, summaries, include_summaries, words),
                 "matched": [KW1, KW2],
                 "number": NUMBER,
             }
@@ -345,7 +400,7 @@ class DigestRenderer:
         ]
         subject_line(self.settings, view.date, 0)  # a bad subject template fails here, clearly
         ctx = {
-            **self._frame_context(view),
+            **self._frame_context(view, words),
             "subject": tags.HTML_SUBJECT,
             "preheader": tags.PREHEADER,
             "intro": tags.INTRO,
@@ -372,7 +427,7 @@ class DigestRenderer:
             html_why=h.why,
             text_why=t.why,
             has_tldr=frozenset(i for i, p in zip(ids, papers, strict=True) if p["tldr_html"]),
-            slots_for=lambda selection: self.slots(view, selection),
+            slots_for=lambda selection: self.slots(view, selection, words),
         )
         with self._lock:
             if len(self._shared) > 16:
@@ -381,30 +436,40 @@ class DigestRenderer:
         return body
 
     def render(
-        self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
+        self,
+        view: IssueView,
+        selection: Selection,
+        summaries: Mapping[str, Summary],
+        language: str | None = None,
     ) -> RenderedEmail:
         """One selection's e-mail from the shared body; the links stay ``PLACEHOLDERS``."""
-        body = self.shared(view, summaries, selection.include_summaries)
+        body = self.shared(view, summaries, selection.include_summaries, language)
         return personalise(shared_content(body), body.substitutions(selection))
 
     def render_direct(
-        self, view: IssueView, selection: Selection, summaries: Mapping[str, Summary]
+        self,
+        view: IssueView,
+        selection: Selection,
+        summaries: Mapping[str, Summary],
+        language: str | None = None,
     ) -> RenderedEmail:
         """The template rendered for this selection alone (the naive way; a test reference); the
         cards past the budget are cut where the shared body cuts them."""
-        shown = self.shared(view, summaries, selection.include_summaries).shown(selection)
+        words = words_for(language)
+        shared = self.shared(view, summaries, selection.include_summaries, language)
+        shown = shared.shown(selection)
         hidden = len(selection.entries) - shown
         papers = [
             {
-                **self._paper(view, entry, summaries, selection.include_summaries),
+                **self._paper(view, entry, summaries, selection.include_summaries, words),
                 "matched": [_one_line(k) for k in selection.matched.get(entry.paper.arxiv_id, ())],
                 "number": n,
             }
             for n, entry in enumerate(selection.entries[:shown], start=1)
         ]
-        slots = self.slots(view, selection)
+        slots = self.slots(view, selection, words)
         ctx = {
-            **self._frame_context(view),
+            **self._frame_context(view, words),
             "subject": slots.subject,
             "preheader": slots.preheader,
             "intro": slots.intro,

@@ -43,6 +43,8 @@ class SubscriberPrefs:
     categories: tuple[str, ...] = ()
     max_papers: int | None = None
     include_summaries: bool = True
+    cadence: str = "daily"  # daily, weekly: which run mails them (docs/cadence-language.md)
+    language: str | None = None  # summary and e-mail language; None: the site's
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -6,6 +6,18 @@ archive, e-mail and web use. Model output is untrusted: render it through
 """
 
 from newsletter.summaries.prompt import PromptError, load_prompt
-from newsletter.summaries.run import SummaryRun, cached_summaries, summarise_papers
+from newsletter.summaries.run import (
+    SummaryRun,
+    cached_summaries,
+    summarise_languages,
+    summarise_papers,
+)
 
-__all__ = ["PromptError", "SummaryRun", "cached_summaries", "load_prompt", "summarise_papers"]
+__all__ = [
+    "PromptError",
+    "SummaryRun",
+    "cached_summaries",
+    "load_prompt",
+    "summarise_languages",
+    "summarise_papers",
+]

@@ -71,17 +71,23 @@ class SummaryRun:
         return f"AI summaries: {', '.join(parts)}; {self.calls} model calls, {self.tokens:,} tokens"
 
 
-def cache_key(settings: Settings, prompt: PromptTemplate, source: str) -> CacheKey:
+def cache_key(
+    settings: Settings, prompt: PromptTemplate, source: str, language: str | None = None
+) -> CacheKey:
+    """The cache key of summaries in ``language`` (default: the site's ``ai_summary.language``)."""
     ai = settings.ai_summary
-    return CacheKey(model=ai.model, prompt_hash=prompt.hash, language=ai.language, source=source)
+    return CacheKey(
+        model=ai.model, prompt_hash=prompt.hash, language=language or ai.language, source=source
+    )
 
 
 def cached_summaries(
-    session: Session, settings: Settings, papers: Sequence[Paper]
+    session: Session, settings: Settings, papers: Sequence[Paper], language: str | None = None
 ) -> dict[str, Summary]:
     """Stored summaries for the current model, prompt, language and source (read-only).
 
-    Empty when summaries are disabled or the prompt cannot be read.
+    ``language`` defaults to the site's. Empty when summaries are disabled or the prompt cannot
+    be read.
     """
     if not settings.ai_summary.enabled:
         return {}
@@ -90,13 +96,15 @@ def cached_summaries(
     except PromptError as exc:
         log.warning("AI summaries: %s", exc)
         return {}
-    return store.lookup(session, cache_key(settings, prompt, settings.ai_summary.source), papers)
+    key = cache_key(settings, prompt, settings.ai_summary.source, language)
+    return store.lookup(session, key, papers)
 
 
 @dataclass
 class _Job:
     paper: Paper
     reserved: int
+    key: CacheKey  # its language's cache key
 
 
 @dataclass
@@ -106,7 +114,7 @@ class _Context:
     engine: Engine
     settings: Settings
     prompt: PromptTemplate
-    key: CacheKey
+    source: str  # "abstract" or "fulltext" for every language
     model: ModelClient
     budget: TokenBudget
     pdf_fetcher: PdfFetcher | None
@@ -119,7 +127,7 @@ class _PaperFailed(Exception):
 def _paper_text(ctx: _Context, paper: Paper) -> tuple[str, str, str]:
     """``(text, stored source, description)``; the abstract when the PDF cannot be had."""
     ai = ctx.settings.ai_summary
-    if ctx.key.source == FULLTEXT and ctx.pdf_fetcher is not None:
+    if ctx.source == FULLTEXT and ctx.pdf_fetcher is not None:
         try:
             text = pdf_text(ctx.pdf_fetcher(paper), ai.max_input_chars)
         except PdfTextError as exc:
@@ -142,7 +150,10 @@ def _summarise_one(ctx: _Context, job: _Job) -> tuple[Summary, int]:
     ai = ctx.settings.ai_summary
     body, source, described = _paper_text(ctx, paper)
     user = ctx.prompt.render(
-        paper, language=ai.language, body=body, source="full text" if source == FULLTEXT else source
+        paper,
+        language=job.key.language,
+        body=body,
+        source="full text" if source == FULLTEXT else source,
     )
     messages = [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": user}]
     tokens = 0
@@ -166,7 +177,7 @@ def _summarise_one(ctx: _Context, job: _Job) -> tuple[Summary, int]:
             log.info("summary of %s: %s; asking once more", paper.versioned_id, problem)
             continue
         store.store(
-            ctx.engine, ctx.key, paper, source=source, tldr=tldr, sections=sections, tokens=tokens
+            ctx.engine, job.key, paper, source=source, tldr=tldr, sections=sections, tokens=tokens
         )
         log.debug("summarised %s from the %s (%d tokens)", paper.versioned_id, described, tokens)
         return Summary(tldr=tldr, sections=sections, model=ai.model), tokens
@@ -197,17 +208,51 @@ def summarise_papers(
     settings: Settings,
     papers: Sequence[Paper],
     *,
+    language: str | None = None,
     environ: Mapping[str, str] | None = None,
     pdf_fetcher: PdfFetcher | None = None,
     client: openai.OpenAI | None = None,
     today: dt.date | None = None,
 ) -> SummaryRun:
-    """Summaries for ``papers`` (most-read first): cached ones free, new ones within the caps.
+    """Summaries for ``papers`` (most-read first) in ``language`` (default: the site's)."""
+    lang = language or settings.ai_summary.language
+    runs = summarise_languages(
+        engine,
+        settings,
+        [(paper, lang) for paper in papers],
+        environ=environ,
+        pdf_fetcher=pdf_fetcher,
+        client=client,
+        today=today,
+    )
+    return runs[lang]
 
-    ``today`` is the UTC day whose spending counts against ``daily_token_budget`` (default: now).
+
+def summarise_languages(
+    engine: Engine,
+    settings: Settings,
+    wanted: Sequence[tuple[Paper, str]],
+    *,
+    languages: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    pdf_fetcher: PdfFetcher | None = None,
+    client: openai.OpenAI | None = None,
+    today: dt.date | None = None,
+) -> dict[str, SummaryRun]:
+    """Summaries for (paper, language) pairs, most-read first across languages: cached ones
+    free, new ones within the caps, one run per language in the result (``languages`` are
+    listed even when nothing was asked of them).
+
+    ``max_papers_to_summarize`` counts per language; the day's token budget is one for all, and
+    calls start in the order given, so the pairs with most readers go first whatever their
+    language. ``today`` is the UTC day whose spending counts against ``daily_token_budget``
+    (default: now).
     """
     ai = settings.ai_summary
-    run = SummaryRun()
+    pairs = list(dict.fromkeys((p.arxiv_id, lang) for p, lang in wanted))
+    by_id = {(p.arxiv_id, lang): p for p, lang in reversed(wanted)}
+    langs = list(dict.fromkeys([*languages, *(lang for _, lang in pairs)]))
+    runs = {lang: SummaryRun() for lang in langs or [ai.language]}
     env = os.environ if environ is None else environ
     reason = _disabled_reason(settings, env, client)
     if reason is None:
@@ -216,35 +261,43 @@ def summarise_papers(
         except PromptError as exc:
             reason = str(exc)
     if reason is not None:
-        run.disabled_reason = reason
+        for run in runs.values():
+            run.disabled_reason = reason
         level = logging.INFO if not ai.enabled else logging.WARNING
         log.log(level, "AI summaries: none this run: %s", reason)
-        return run
+        return runs
 
     source: str = ai.source
     if source == FULLTEXT and pdf_fetcher is None:
         log.warning("ai_summary.source is 'fulltext' but no PDF fetcher was given; using abstracts")
         source = ABSTRACT
-    key = cache_key(settings, prompt, source)
-    wanted = _unique(papers)
+    keys = {lang: cache_key(settings, prompt, source, lang) for lang in runs}
+    papers_of: dict[str, list[Paper]] = {lang: [] for lang in runs}
+    for arxiv_id, lang in pairs:
+        papers_of[lang].append(by_id[(arxiv_id, lang)])
     day = today or dt.datetime.now(dt.UTC).date()
     with session_scope(engine) as session:
-        cached = store.lookup(session, key, wanted)
+        cached = {lang: store.lookup(session, keys[lang], papers_of[lang]) for lang in runs}
         spent = store.tokens_spent(session, day)
-    run.summaries.update(cached)
-    run.cache_hits = len(cached)
+    for lang, run in runs.items():
+        run.summaries.update(cached[lang])
+        run.cache_hits = len(cached[lang])
 
-    todo: list[Paper] = []
-    for position, paper in enumerate(wanted):
-        if paper.arxiv_id in cached:
+    todo: list[_Job] = []
+    position: dict[str, int] = dict.fromkeys(runs, 0)
+    for arxiv_id, lang in pairs:
+        nth = position[lang]
+        position[lang] += 1
+        if arxiv_id in cached[lang]:
             continue
-        if position >= ai.max_papers_to_summarize:
-            run.skipped[paper.arxiv_id] = SKIP_CAP
+        if nth >= ai.max_papers_to_summarize:
+            runs[lang].skipped[arxiv_id] = SKIP_CAP
         else:
-            todo.append(paper)
+            todo.append(_Job(paper=by_id[(arxiv_id, lang)], reserved=0, key=keys[lang]))
     if not todo:
-        log.info("%s", run.describe())
-        return run
+        for run in runs.values():
+            log.info("%s", run.describe())
+        return runs
 
     own_client = client is None
     api = client or openai.OpenAI(api_key=settings.ai_api_key(env), base_url=ai.base_url)
@@ -253,33 +306,40 @@ def summarise_papers(
         engine=engine,
         settings=settings,
         prompt=prompt,
-        key=key,
+        source=source,
         model=model,
         budget=TokenBudget(ai.daily_token_budget, spent),
         pdf_fetcher=pdf_fetcher,
     )
     try:
-        _dispatch(ctx, todo, run)
+        _dispatch(ctx, todo, runs)
     finally:
         model.close()
         if own_client:
             api.close()
-    run.calls = ctx.model.calls
-    run.tokens = ctx.budget.used_now
-    order = {paper.arxiv_id: i for i, paper in enumerate(wanted)}
-    run.summaries = dict(sorted(run.summaries.items(), key=lambda item: order[item[0]]))
-    log.info("%s", run.describe())
-    return run
+    order = {pair: i for i, pair in enumerate(pairs)}
+    for lang, run in runs.items():
+        run.summaries = dict(
+            sorted(run.summaries.items(), key=lambda item: order.get((item[0], lang), 0))
+        )
+    # One model and one budget for all languages: the counts go to the site language's run
+    # when it is there (the pipeline reports that one), else to the first.
+    main = runs.get(ai.language) or next(iter(runs.values()))
+    main.calls = ctx.model.calls
+    main.tokens = ctx.budget.used_now
+    for lang, run in runs.items():
+        log.info("%s%s", f"[{lang}] " if len(runs) > 1 else "", run.describe())
+    return runs
 
 
 def _estimate(ctx: _Context, paper: Paper) -> int:
     ai = ctx.settings.ai_summary
-    text_chars = ai.max_input_chars if ctx.key.source == FULLTEXT else len(paper.abstract)
+    text_chars = ai.max_input_chars if ctx.source == FULLTEXT else len(paper.abstract)
     prompt_chars = min(text_chars, ai.max_input_chars) + len(ctx.prompt.text) + len(SYSTEM_MESSAGE)
     return estimate_tokens(prompt_chars + _PROMPT_OVERHEAD_CHARS, ai.max_output_tokens)
 
 
-def _dispatch(ctx: _Context, todo: list[Paper], run: SummaryRun) -> None:
+def _dispatch(ctx: _Context, todo: list[_Job], runs: Mapping[str, SummaryRun]) -> None:
     """Start calls in order, at most ``max_workers`` at a time, each only if the budget allows."""
     workers = ctx.settings.ai_summary.max_workers
     slots = threading.BoundedSemaphore(workers)
@@ -287,6 +347,7 @@ def _dispatch(ctx: _Context, todo: list[Paper], run: SummaryRun) -> None:
 
     def work(job: _Job) -> None:
         paper = job.paper
+        run = runs[job.key.language]
         try:
             summary, _tokens = _summarise_one(ctx, job)
         except _PaperFailed as exc:
@@ -302,21 +363,22 @@ def _dispatch(ctx: _Context, todo: list[Paper], run: SummaryRun) -> None:
 
     futures: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="summary") as pool:
-        for paper in todo:
+        for job in todo:
             slots.acquire()
-            reserved = _estimate(ctx, paper)
+            reserved = _estimate(ctx, job.paper)
             if not ctx.budget.try_reserve(reserved):
                 slots.release()
-                run.skipped[paper.arxiv_id] = SKIP_BUDGET
+                runs[job.key.language].skipped[job.paper.arxiv_id] = SKIP_BUDGET
                 continue
-            futures.append(pool.submit(work, _Job(paper=paper, reserved=reserved)))
+            futures.append(pool.submit(work, _Job(job.paper, reserved, job.key)))
     for future in futures:
         future.result()
-    if any(r == SKIP_BUDGET for r in run.skipped.values()):
+    over = sum(1 for run in runs.values() for r in run.skipped.values() if r == SKIP_BUDGET)
+    if over:
         log.warning(
             "AI summaries: daily_token_budget of %s tokens reached; %d papers left unsummarised",
             f"{ctx.settings.ai_summary.daily_token_budget:,}",
-            sum(1 for r in run.skipped.values() if r == SKIP_BUDGET),
+            over,
         )
 
 

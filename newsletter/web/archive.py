@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from markupsafe import Markup
@@ -101,13 +102,29 @@ def archive_markdown(date: str, settings: SettingsDep) -> Response:
 
 @router.get("/archive/{date}")
 def archive_issue(
-    date: str, request: Request, session: SessionDep, settings: SettingsDep
+    date: str, request: Request, session: SessionDep, settings: SettingsDep, lang: str = ""
 ) -> Response:
+    """The issue's page; ``?lang=`` shows the summaries of another offered language (papers
+    without one show the site language's). The page links the languages it has."""
     day = parse_issue_date(date)
     view = load_issue(session, day)
     if view is None:
         raise HTTPException(status_code=404)
-    summaries = cached_summaries(session, settings, [e.paper for e in view.pool])
-    return render(
-        request, "web/archive_issue.html", issue_context(view, summaries), with_csrf=False
-    )
+    papers = [e.paper for e in view.pool]
+    site = settings.ai_summary.language
+    summaries = cached_summaries(session, settings, papers)
+    have = [site] if summaries else []
+    chosen = site
+    for name in settings.ai_summary.offered_languages[1:]:
+        found = cached_summaries(session, settings, papers, name)
+        if found:
+            have.append(name)
+            if name.casefold() == lang.strip().casefold():
+                chosen, summaries = name, {**summaries, **found}
+    context = issue_context(view, summaries)
+    context["languages"] = [
+        {"name": name, "url": f"/archive/{day.isoformat()}?{urlencode({'lang': name})}"}
+        for name in have
+    ]
+    context["language"] = chosen
+    return render(request, "web/archive_issue.html", context, with_csrf=False)

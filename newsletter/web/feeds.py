@@ -23,7 +23,7 @@ from newsletter.feedxml import FeedItem, FeedMeta, atom, rss
 from newsletter.issue_store import load_issue
 from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.matching import matcher, normalise_terms
-from newsletter.models import IssueRow
+from newsletter.models import IssueRow, daily_issue
 from newsletter.summaries import cached_summaries
 from newsletter.web.deps import SessionDep, SettingsDep
 
@@ -102,7 +102,10 @@ def collect_items(
     """Recent issues newest first, each one's entries, up to ``web.feed_size`` items."""
     limit = settings.web.feed_size
     dates = session.exec(
-        select(col(IssueRow.date)).order_by(col(IssueRow.date).desc()).limit(MAX_ISSUES)
+        select(col(IssueRow.date))
+        .where(daily_issue())
+        .order_by(col(IssueRow.date).desc())
+        .limit(MAX_ISSUES)
     ).all()
     items: list[FeedItem] = []
     for day in dates:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from newsletter.models import IssuePaperRow, IssueRow, PaperRow
+from newsletter.models import IssuePaperRow, IssueRow, PaperRow, daily_issue
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,9 @@ class Headline:
 
 
 def latest_headline(session: Session) -> Headline | None:
-    issue = session.exec(select(IssueRow).order_by(col(IssueRow.date).desc()).limit(1)).first()
+    issue = session.exec(
+        select(IssueRow).where(daily_issue()).order_by(col(IssueRow.date).desc()).limit(1)
+    ).first()
     if issue is None:
         return None
     top = session.exec(

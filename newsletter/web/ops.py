@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from newsletter.config import Settings
 from newsletter.delivery_models import Delivery
-from newsletter.models import IssueRow, RunRow
+from newsletter.models import IssueRow, RunRow, daily_issue
 from newsletter.runner import waiting_by_issue
 from newsletter.scheduler import stored_next_run
 from newsletter.service import launcher_for
@@ -116,7 +116,9 @@ class DatabaseCollector(Collector):
                     select(Delivery.status, func.count()).group_by(col(Delivery.status))
                 ).all()
             )
-            issues = session.exec(select(func.count()).select_from(IssueRow)).one()
+            issues = session.exec(
+                select(func.count()).select_from(IssueRow).where(daily_issue())
+            ).one()
             finished = session.exec(
                 select(RunRow.started_at, RunRow.finished_at)
                 .where(col(RunRow.finished_at).is_not(None))

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from newsletter.config import Settings
+from newsletter.config import Settings, weekday_name
 from newsletter.db import session_scope
 from newsletter.delivery.transactional import send_message
 from newsletter.web.deps import EngineDep, SessionDep, SettingsDep, client_ip
@@ -285,6 +285,10 @@ def _preferences_page(
             "papers_limit": min(settings.max_papers, MAX_PAPERS_LIMIT),
             "default_papers": settings.max_papers,
             "include_summaries": sub.include_summaries,
+            "cadence": sub.cadence,
+            "language": sub.language or settings.ai_summary.language,
+            "languages": settings.ai_summary.offered_languages,
+            "weekly_weekday": weekday_name(settings.delivery.weekly_weekday),
             "saved": saved,
             "error": error,
             "action_url": f"/preferences/{token}",
@@ -317,6 +321,8 @@ def save_preferences(
     categories: ListField = [],  # noqa: B006
     max_papers: TextField = "",
     include_summaries: TextField = "",
+    cadence: TextField = "daily",
+    language: TextField = "",
 ) -> Response:
     _check_csrf(request, settings, csrf)
     sub, _ = access.subscriber_for(session, settings, "preferences", token)
@@ -329,6 +335,8 @@ def save_preferences(
             categories=categories,
             max_papers=max_papers,
             include_summaries=bool(include_summaries),
+            cadence=cadence,
+            language=language,
             origin=_origin(request, "preferences"),
         )
     except InvalidInput as exc:

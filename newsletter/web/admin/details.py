@@ -15,7 +15,7 @@ from newsletter.domain import IssueEntry
 from newsletter.email.loading import prefs_of
 from newsletter.email.selection import select_all
 from newsletter.issue_store import load_issue
-from newsletter.models import IssueRow, SummaryRow
+from newsletter.models import IssueRow, SummaryRow, daily_issue
 from newsletter.web.admin import actions, stats
 from newsletter.web.admin.models import AdminAudit
 from subscribers.errors import NotFound
@@ -86,7 +86,7 @@ def issue_detail(
     session: Session, settings: Settings, day: dt.date, *, page: int = 1
 ) -> IssueDetail | None:
     """The issue of ``day`` with one page of recipients, or None when there is no such issue."""
-    row = session.exec(select(IssueRow).where(IssueRow.date == day)).first()
+    row = session.exec(select(IssueRow).where(IssueRow.date == day, daily_issue())).first()
     view = load_issue(session, day)
     if row is None or view is None:
         return None

@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.models import IssueRow, utcnow
+from newsletter.models import IssueRow, daily_issue, utcnow
 from newsletter.scheduler import stored_next_run
 from newsletter.web.admin import (
     MAX_IMPORT_BYTES,
@@ -357,7 +357,7 @@ def send(
 ) -> Response:
     _check_csrf(request, settings, csrf)
     day = _day(date)
-    if db.exec(select(IssueRow.id).where(IssueRow.date == day)).first() is None:
+    if db.exec(select(IssueRow.id).where(IssueRow.date == day, daily_issue())).first() is None:
         raise HTTPException(status_code=404)
     started = _senders(request, settings).start(day)
     actions.audit(
