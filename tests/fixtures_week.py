@@ -22,7 +22,8 @@ from sqlmodel import select
 from newsletter.arxiv_replay import RecordedEntry, ReplayServer
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
-from newsletter.pipeline import RunResult, run_pipeline
+from newsletter.pipeline import RunResult
+from newsletter.runner import finish_day
 from subscribers import service
 from subscribers.models import Subscriber
 
@@ -42,7 +43,7 @@ def run_day(
     """Serve day k's papers and run the pipeline for it."""
     server.entries = day_entries(all_entries, k)
     server.feed_date = WEEK[k]
-    return run_pipeline(settings, date=WEEK[k], today=WEEK[k], console=QUIET)
+    return finish_day(settings, date=WEEK[k], rebuild=True, today=WEEK[k], console=QUIET)
 
 
 @dataclass(frozen=True)

@@ -474,8 +474,8 @@ def test_csv_export_and_import_use_the_cli_format(
     assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows == [
-        ["email", "keywords", "categories", "status"],
-        ["one@example.org", "llm;agents", "", "active"],
+        list(csvio.HEADER),
+        ["one@example.org", "llm;agents", "", "active", "daily", ""],
     ]
     page = signed_in.get("/admin/subscribers")
     body = (

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_week import QUIET, WEEK, outbox, run_day, set_cadence, set_prefs
 from pydantic import SecretStr
 
 from newsletter.arxiv_replay import (
@@ -32,10 +31,12 @@ from newsletter.arxiv_replay import (
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.matching import term_in_text
-from newsletter.pipeline import DEFAULT_STAGES, run_pipeline
+from newsletter.pipeline import DEFAULT_STAGES
 from newsletter.rhythm.weekly import send_weekly, unfinished
+from newsletter.runner import finish_day
 from subscribers import service
 from tests.fixtures_delivery import FakeSendGrid
+from tests.fixtures_week import QUIET, WEEK, outbox, run_day, set_cadence, set_prefs
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "cadence-test-secret-key-0123456789abcdef"
@@ -195,7 +196,9 @@ def test_a_crash_during_the_weekly_send_resumes_without_doubles(
     # Friday's day issue is built and sent (to nobody daily); the weekly step runs apart.
     no_weekly = [s for s in DEFAULT_STAGES if s.name != "weekly"]
     arxiv.entries, arxiv.feed_date = ENTRIES[4::5], WEEK[4]
-    friday = run_pipeline(settings, date=WEEK[4], today=WEEK[4], console=QUIET, stages=no_weekly)
+    friday = finish_day(
+        settings, date=WEEK[4], rebuild=True, today=WEEK[4], console=QUIET, stages=no_weekly
+    )
     assert friday.outcome == "ok", friday.message
     settings_file = tmp_path / "settings.json"
     settings_file.write_text(json.dumps(settings.model_dump(mode="json")), encoding="utf-8")

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from fixtures_summaries import FakeOpenAI, _error, ai_section, summary_json
-from fixtures_week import WEEK, outbox, run_day, set_prefs
 from starlette.testclient import TestClient
 from test_cadence import ENTRIES, _add, _point, _settings
 
@@ -25,8 +24,10 @@ from newsletter.db import make_engine
 from newsletter.domain import IssueEntry, IssueView, Paper
 from newsletter.email.loading import Audience
 from newsletter.email.selection import Selection, SubscriberPrefs
+from newsletter.latex import latex_to_text
 from newsletter.rhythm.languages import wanted_pairs
 from newsletter.web.app import create_app
+from tests.fixtures_week import WEEK, outbox, run_day, set_prefs
 from tests.httpserver import Response, TestServer
 
 
@@ -95,7 +96,7 @@ def test_each_reader_reads_their_language_and_a_failing_one_falls_back(
     assert zh.subject.startswith("arXiv 论文摘要") and en.subject.startswith("arXiv digest for")
     assert "退订" in zh.html and "Unsubscribe" in en.html
     for entry in (e for e in ENTRIES if e.arxiv_id in zh.papers):
-        title = " ".join(entry.title.split())
+        title = " ".join(latex_to_text(entry.title).split())  # maths shown as readers read it
         if entry.arxiv_id == failing.arxiv_id:  # the Chinese call failed: the English one shows
             assert f"A short summary of {title}" in " ".join(zh.text.split())
         else:
