@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -32,6 +33,17 @@ def outbox(settings: Settings) -> list[EmailMessage]:
     files = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
     parser = BytesParser(policy=policy.default)
     return [parser.parsebytes(p.read_bytes()) for p in files]  # type: ignore[misc]
+
+
+def wait_for_outbox(settings: Settings, count: int, timeout: float = 30.0) -> list[EmailMessage]:
+    """The outbox once it holds ``count`` messages: a live server sends its one-off e-mails
+    after answering (a background task), so a test polls for them, up to a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = outbox(settings)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def link_in(msg: EmailMessage, purpose: str) -> str:
