@@ -3,6 +3,7 @@ not guessed at (the recording server ends connections the way real servers do)."
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -95,3 +96,18 @@ def test_the_timeout_holds_on_a_kept_connection() -> None:
         slow = sender.post(BODY)
         sg.release.set()
     assert slow.status == "unknown" and "Timeout" in (slow.error or "")
+
+
+def test_a_large_body_goes_out_whole_with_its_length_not_chunked() -> None:
+    big = json.dumps(
+        {"personalizations": [{"to": [{"email": "r@example.com"}]}], "x": "é" * 200_000}
+    )
+    with FakeSendGrid() as sg:
+        sender = backend(sg)
+        assert sender.post(big).status == "sent"
+        request = sg.requests[0]
+        sender.close()
+    sent = big.encode("utf-8")
+    assert request.headers["content-length"] == str(len(sent))
+    assert "transfer-encoding" not in request.headers
+    assert request.body == sent and request.headers["content-type"].startswith("application/json")

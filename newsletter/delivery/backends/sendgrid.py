@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -86,6 +86,9 @@ MESSAGE_ID_ARG = "message_id"
 MAIL_SEND_PATH = "/v3/mail/send"
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 USER_AGENT = f"arxiv-newsletter/{__version__}"
+# Bodies go out in pieces of this size with their Content-Length: httpx would otherwise copy a
+# whole body (up to 30 MB) once more while framing it, for each of the requests in flight.
+BODY_CHUNK_BYTES = 64 * 1024
 
 Sleep = Callable[[float], None]
 log = logging.getLogger(__name__)
@@ -328,7 +331,11 @@ class SendGridBackend:
             with self._count_lock:
                 self.requests += 1
             try:
-                response = self.http.get().post(MAIL_SEND_PATH, content=payload)
+                response = self.http.get().post(
+                    MAIL_SEND_PATH,
+                    content=_pieces(payload),
+                    headers={"Content-Length": str(len(payload))},
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # No connection, so no request: safe to try again.
                 error, retry_after = f"SendGrid unreachable: {exc}", None
@@ -366,6 +373,11 @@ class SendGridBackend:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), BODY_CHUNK_BYTES):
+        yield data[start : start + BODY_CHUNK_BYTES]
 
 
 def _short(body: object) -> str:
