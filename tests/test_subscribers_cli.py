@@ -138,8 +138,11 @@ def test_export_round_trips_through_import(config: Path, tmp_path: Path) -> None
     code, out, _ = run(config, "export")
     assert code == 0
     exported = list(csv.reader(io.StringIO(out)))
-    assert exported[0] == ["email", "keywords", "categories", "status"]
-    assert sorted(",".join(r) for r in exported[1:]) == sorted(rows[1:])
+    assert exported[0] == [
+        *("email", "keywords", "categories", "status"),
+        *("interests", "papers", "authors"),
+    ]
+    assert sorted(",".join(r) for r in exported[1:]) == sorted(f"{r},,," for r in rows[1:])
     out_file = tmp_path / "out.csv"
     assert run(config, "export", "--out", str(out_file))[0] == 0
     assert out_file.read_text() == out
