@@ -10,6 +10,7 @@ BENCHMARKS = (
     "benchmarks.bench_email_selection",
     "benchmarks.subscribers_import",
     "benchmarks.bench_delivery",
+    "benchmarks.bench_relevance",
 )
 
 if __name__ == "__main__":

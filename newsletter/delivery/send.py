@@ -37,7 +37,7 @@ from newsletter.delivery.suppression import blocked_ids
 from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
 from newsletter.email.headers import digest_headers, list_id, new_message_id
-from newsletter.email.loading import Audience, active_prefs
+from newsletter.email.loading import Audience, active_prefs, selections_for
 from newsletter.email.render import (
     DigestRenderer,
     RenderedEmail,
@@ -45,7 +45,6 @@ from newsletter.email.render import (
     personalise,
     shared_content,
 )
-from newsletter.email.selection import select_all
 from newsletter.models import IssueRow, utcnow
 from subscribers.links import preferences_url, unsubscribe_url
 
@@ -304,7 +303,7 @@ def send_issue(
             with _timed(t, "load"):
                 everyone = active_prefs(engine)
             with _timed(t, "select"):
-                audience = Audience(everyone, select_all(view, everyone, settings))
+                audience = Audience(everyone, selections_for(engine, view, everyone, settings))
         prefs, selections = audience.prefs, audience.selections
         report.no_match = len(prefs) - len(selections)
         emails = {p.id: p.email for p in prefs}

@@ -9,14 +9,14 @@ from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.domain import IssueView
-from newsletter.email.loading import find_subscriber, issue_summaries, prefs_of
+from newsletter.email.loading import find_subscriber, issue_summaries, prefs_of, selections_in
 from newsletter.email.render import (
     DigestRenderer,
     RenderedEmail,
     link_substitutions,
     personalise,
 )
-from newsletter.email.selection import Selection, select_all
+from newsletter.email.selection import Selection
 from newsletter.issue_store import latest_issue, load_issue
 from subscribers import links
 
@@ -65,7 +65,8 @@ def preview_email(
     empty_ok = settings.model_copy(
         update={"delivery": settings.delivery.model_copy(update={"send_empty_note": True})}
     )
-    selection = select_all(view, [prefs], empty_ok).get(prefs.id) or Selection(entries=())
+    chosen = selections_in(session, view, [prefs], empty_ok)
+    selection = chosen.get(prefs.id) or Selection(entries=())
     ids = [e.paper.arxiv_id for e in selection.entries]
     summaries = issue_summaries(session, view, settings, ids) if prefs.include_summaries else {}
     # The shared body plus this subscriber's substitutions, exactly as the backends build it.
