@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from newsletter.config import Settings
-from subscribers.tokens import Purpose, make_token
+from subscribers.tokens import Purpose, make_short_token, make_token
 
 ROUTES: dict[Purpose, str] = {
     "confirm": "/confirm",
@@ -13,6 +13,7 @@ ROUTES: dict[Purpose, str] = {
     "unsubscribe": "/unsubscribe",
     "export": "/export",
     "erase": "/erase",
+    "feedback": "/feedback",
 }
 
 
@@ -34,3 +35,16 @@ def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
 
 def preferences_url(settings: Settings, subscriber_id: int) -> str:
     return link(settings, "preferences", subscriber_id)
+
+
+def feedback_token(settings: Settings, subscriber_id: int) -> str:
+    """The reader's compact feedback token, as it goes in a URL path (a hyphen is written
+    %2D, so the token can never spell or complete an e-mail tag such as ``-hwo-``)."""
+    token = make_short_token(secret_of(settings), "feedback", subscriber_id)
+    return quote(token, safe="").replace("-", "%2D")
+
+
+def feedback_url(settings: Settings, subscriber_id: int, arxiv_id: str, direction: str) -> str:
+    """``{base_url}/feedback/{token}/{arxiv_id}/{more|fewer}``: a card's feedback link."""
+    token = feedback_token(settings, subscriber_id)
+    return f"{settings.base_url}/feedback/{token}/{arxiv_id}/{direction}"

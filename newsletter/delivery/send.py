@@ -36,6 +36,7 @@ from newsletter.delivery.outbox import NewDelivery, Pending
 from newsletter.delivery.suppression import blocked_ids
 from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
+from newsletter.email import tags
 from newsletter.email.headers import digest_headers, list_id, new_message_id
 from newsletter.email.loading import Audience, active_prefs, selections_for
 from newsletter.email.render import (
@@ -45,8 +46,9 @@ from newsletter.email.render import (
     personalise,
     shared_content,
 )
+from newsletter.email.shared import with_feedback
 from newsletter.models import IssueRow, utcnow
-from subscribers.links import preferences_url, unsubscribe_url
+from subscribers.links import feedback_token, preferences_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], None]
@@ -183,7 +185,9 @@ class _Sender:
         return Recipient(
             email=item.email,
             message_id=item.pending.message_id,
-            substitutions={**item.slots, **links},
+            substitutions=with_feedback(
+                {**item.slots, **links}, feedback_token(self.settings, sid)
+            ),
             headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
         )
 
@@ -255,10 +259,22 @@ def _links_size(settings: Settings) -> int:
         links = {
             "-unsubscribe_url-": unsubscribe_url(settings, 10**15),
             "-preferences_url-": preferences_url(settings, 10**15),
+            "-feedback_token-": feedback_token(settings, 10**15),
         }
     except ValueError:  # no secret key: the recipients fail later with that message
         return 1000
     return _json_size(links) + 64
+
+
+def _feedback_size(settings: Settings, subs: Mapping[str, str]) -> int:
+    """Room for the reader's feedback token in each of their cards (put in per recipient)."""
+    uses = sum(subs.get(k, "").count(tags.FEEDBACK) for k in (tags.CARDS, tags.TEXT_CARDS))
+    if not uses:
+        return 0
+    try:
+        return uses * len(feedback_token(settings, 10**15))
+    except ValueError:
+        return uses * 300
 
 
 def plan_batches(
@@ -347,7 +363,8 @@ def send_issue(
             known = slots_of.get(id(selection))
             if known is None:
                 subs = bodies[variant].substitutions(selection)
-                fits = sections_ok and (limit is None or _json_size(subs) + margin <= limit)
+                size = _json_size(subs) + margin + _feedback_size(settings, subs)
+                fits = sections_ok and (limit is None or size <= limit)
                 known = slots_of[id(selection)] = (subs, fits)
             slots, fits = known
             email = emails[row.subscriber_id]

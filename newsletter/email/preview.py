@@ -17,6 +17,7 @@ from newsletter.email.render import (
     personalise,
 )
 from newsletter.email.selection import Selection
+from newsletter.email.shared import with_feedback
 from newsletter.issue_store import latest_issue, load_issue
 from subscribers import links
 
@@ -72,7 +73,9 @@ def preview_email(
     # The shared body plus this subscriber's substitutions, exactly as the backends build it.
     rendered = DigestRenderer(settings).render(view, selection, summaries)
     return Preview(
-        rendered=personalise(rendered, personal),
+        rendered=personalise(
+            rendered, with_feedback(personal, links.feedback_token(settings, prefs.id))
+        ),
         issue_date=view.date,
         status=row.status,
         matched=not selection.is_empty,

@@ -30,6 +30,7 @@ from newsletter.domain import IssueEntry, IssueView, Summary
 from newsletter.email import tags
 from newsletter.email.selection import Selection
 from newsletter.email.shared import (
+    FEEDBACK,
     KW1,
     KW2,
     MARKER_RE,
@@ -311,6 +312,7 @@ class DigestRenderer:
             "count": 0,
             "papers": papers,
             "has_summaries": True,
+            "feedback_token": FEEDBACK,
             "_text": {"intro": tags.TEXT_INTRO},
         }
         html, text = self._render_parts(ctx)
@@ -366,6 +368,7 @@ class DigestRenderer:
             "count": len(papers),
             "papers": papers,
             "has_summaries": any(p["tldr_html"] for p in papers),
+            "feedback_token": tags.FEEDBACK,
         }
         html, text = self._render_parts(ctx)
         return RenderedEmail(

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 # Links (the placeholders the renderer has always used).
 UNSUBSCRIBE = "-unsubscribe_url-"
 PREFERENCES = "-preferences_url-"
+FEEDBACK = "-feedback_token-"  # a reader's feedback token, in their cards (not in the frame)
 # Frame slots filled per subscriber (h = HTML part, t = text part).
 SUBJECT = "-subject-"
 HTML_SUBJECT = "-hsubject-"
@@ -29,7 +30,7 @@ NOTE, TEXT_NOTE = "-note-", "-tnote-"
 DISCLAIMER, TEXT_DISCLAIMER = "-hdisclaimer-", "-tdisclaimer-"
 
 _NAMES = (
-    r"unsubscribe_url|preferences_url|subject|hsubject|preheader|t?intro|t?cards|t?note"
+    r"unsubscribe_url|preferences_url|feedback_token|subject|hsubject|preheader|t?intro|t?cards|t?note"
     r"|[ht]disclaimer|[ht]\d+p\d+|[ht]w[omc]"
 )
 KEY_RE = re.compile(rf"-(?:{_NAMES})-", re.IGNORECASE)
