@@ -32,16 +32,24 @@ BackgroundStarter = Callable[[Settings, Engine], Callable[[], None] | None]
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (forms here are tiny) before parsing."""
+    """Refuse request bodies over ``limit`` bytes (forms here are tiny) before parsing; the
+    preferences page's file upload (``/preferences/…/profile``) may send ``upload_limit``, so
+    that an over-large export gets the page's own clear message, not a bare 413."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, upload_limit: int = MAX_BODY_BYTES
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = max(limit, upload_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            path = str(scope.get("path", ""))
+            upload = path.startswith("/preferences/") and path.endswith("/profile")
+            limit = self.upload_limit if upload else self.limit
             for name, value in scope.get("headers", []):
-                if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                if name == b"content-length" and (not value.isdigit() or int(value) > limit):
                     await send(
                         {
                             "type": "http.response.start",
@@ -91,7 +99,7 @@ def create_app(
     app.state.templates = make_templates()
     errors.install(app)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, upload_limit=10 * settings.ranking.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
     if routers is None:
         from newsletter.web.routers import default_routers
