@@ -110,7 +110,7 @@ def expected_hrefs(view) -> set[str]:
         p.pdf_url,
         p.html_url,
         f"https://digest.example.org/archive/{view.date.isoformat()}#{p.arxiv_id}",
-        f"https://digest.example.org/archive/{view.date.isoformat()}",
+        f"https://digest.example.org/archive/{view.date.isoformat()}?r={FEEDBACK_TOKEN}",
         "https://digest.example.org/archive",
         LINKS["unsubscribe_url"],
         LINKS["preferences_url"],
@@ -159,7 +159,10 @@ def test_any_title_survives_rendering_as_text(title: str, abstract: str) -> None
     view = one_paper_view(title, abstract)
     rendered = DigestRenderer(SETTINGS).render(view, selection_of(view), {})
     doc = parse(rendered.html)
-    unfilled = feedback_hrefs(view)
+    unfilled = {
+        *feedback_hrefs(view),
+        f"https://digest.example.org/archive/{view.date.isoformat()}?r={tags.FEEDBACK}",
+    }
     assert set(doc.hrefs) <= expected_hrefs(view) | set(PLACEHOLDERS.values()) | unfilled
     assert not {"script", "iframe", "img", "object", "form"} & set(doc.tags)
     flat = " ".join(title.split())

@@ -12,11 +12,12 @@ from sqlmodel import select
 from benchmarks.bench_relevance import corpus
 from newsletter.config import Settings, settings_for_tests
 from newsletter.db import session_scope
-from newsletter.domain import IssueView
+from newsletter.domain import IssueView, RankedPaper
 from newsletter.email.loading import active_prefs, selections_for
 from newsletter.email.render import DigestRenderer, link_substitutions, personalise
 from newsletter.email.shared import with_feedback
-from newsletter.issue_store import save_papers
+from newsletter.issue_store import build_issue, save_papers
+from newsletter.ranking import Ranking
 from newsletter.relevance.models import SubscriberExample
 from newsletter.relevance.profiles import profile_of, set_profile
 from subscribers import service
@@ -125,3 +126,28 @@ def test_more_like_this_pulls_a_new_topic_in(
     html2, _ = email_of(engine, settings, view, sid)
     after = re.findall(r'/feedback/[^"/]+/([^"/]+)/more"', html2)
     assert sum(topic[i] == "software testing" for i in after) >= 2
+
+
+def test_web_issue_offers_the_readers_feedback_links(
+    engine: Engine, settings: Settings, world: tuple[IssueView, dict[str, str], int]
+) -> None:
+    view, _, sid = world
+    pool = tuple(RankedPaper(paper=e.paper, score=0.0) for e in view.pool[:5])
+    with session_scope(engine) as s:
+        build_issue(
+            s,
+            date=view.date,
+            ranking=Ranking(pool=pool, digest=pool[:2], papers_found=5),
+            categories=["cs.LG"],
+            source="api",
+        )
+    token = feedback_token(settings, sid)
+    first = view.pool[0].paper.arxiv_id
+    with make_client(settings, engine) as client:
+        mine = client.get(f"/archive/{view.date.isoformat()}?r={token}")
+        assert mine.status_code == 200
+        assert f'href="/feedback/{token}/{first}/more"' in mine.text
+        assert mine.text.count("Fewer like this") == 5
+        for other in ("", "?r=1.forged", f"?r={token}x"):
+            page = client.get(f"/archive/{view.date.isoformat()}{other}")
+            assert page.status_code == 200 and "More like this" not in page.text

@@ -180,8 +180,16 @@ _HTML_SLOTS = {
     tags.NOTE,
     tags.UNSUBSCRIBE,
     tags.PREFERENCES,
+    tags.FEEDBACK,
 }
-_TEXT_SLOTS = {tags.TEXT_INTRO, tags.TEXT_CARDS, tags.TEXT_NOTE, tags.UNSUBSCRIBE, tags.PREFERENCES}
+_TEXT_SLOTS = {
+    tags.TEXT_INTRO,
+    tags.TEXT_CARDS,
+    tags.TEXT_NOTE,
+    tags.UNSUBSCRIBE,
+    tags.PREFERENCES,
+    tags.FEEDBACK,
+}
 
 
 class DigestRenderer:
@@ -257,6 +265,7 @@ class DigestRenderer:
             "from_name": s.email.from_name,
             "from_email": s.email.from_email,
             "postal_address": s.email.postal_address,
+            "feedback_key": tags.FEEDBACK,  # the reader's feedback token, in the frame
             **PLACEHOLDERS,
         }
 

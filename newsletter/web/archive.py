@@ -18,6 +18,7 @@ from newsletter.issue_store import list_issues, load_issue
 from newsletter.sanitize import markdown_to_safe_html
 from newsletter.summaries import cached_summaries
 from newsletter.web.deps import SessionDep, SettingsDep
+from newsletter.web.feedback_routes import feedback_base
 from newsletter.web.pages import render
 
 router = APIRouter()
@@ -99,13 +100,15 @@ def archive_markdown(date: str, settings: SettingsDep) -> Response:
 
 @router.get("/archive/{date}")
 def archive_issue(
-    date: str, request: Request, session: SessionDep, settings: SettingsDep
+    date: str, request: Request, session: SessionDep, settings: SettingsDep, r: str = ""
 ) -> Response:
+    """``?r=`` carries a reader's feedback token (the e-mail's "view in browser" link): the
+    cards then offer "More/Fewer like this" for that reader; a bad token is just ignored."""
     day = parse_issue_date(date)
     view = load_issue(session, day)
     if view is None:
         raise HTTPException(status_code=404)
     summaries = cached_summaries(session, settings, [e.paper for e in view.pool])
-    return render(
-        request, "web/archive_issue.html", issue_context(view, summaries), with_csrf=False
-    )
+    context = issue_context(view, summaries)
+    context["feedback_base"] = feedback_base(session, settings, r) if r else None
+    return render(request, "web/archive_issue.html", context, with_csrf=False)

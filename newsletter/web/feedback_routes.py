@@ -23,7 +23,7 @@ from newsletter.web.deps import SessionDep, SettingsDep
 from newsletter.web.pages import render
 from newsletter.web.security import CSRF_FIELD, csrf_valid
 from subscribers.errors import CsrfFailed, InvalidInput, InvalidLink, NotFound
-from subscribers.links import feedback_url, preferences_url, secret_of
+from subscribers.links import feedback_token, feedback_url, preferences_url, secret_of
 from subscribers.models import Subscriber
 from subscribers.tokens import TokenError, read_short_token
 
@@ -43,6 +43,15 @@ def _reader(session: Session, settings: Settings, token: str) -> Subscriber:
     if sub is None:
         raise InvalidLink("this link is not valid any more")
     return sub
+
+
+def feedback_base(session: Session, settings: Settings, token: str) -> str | None:
+    """``/feedback/{token}`` when the token names a reader, else None (for the web issue)."""
+    try:
+        sub = _reader(session, settings, token)
+    except InvalidLink:
+        return None
+    return f"/feedback/{feedback_token(settings, sub.id or 0)}"
 
 
 def _target(session: Session, rest: str) -> tuple[PaperRow, str | None]:
