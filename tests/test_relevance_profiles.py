@@ -19,7 +19,8 @@ from newsletter.db import make_engine, session_scope
 from newsletter.models import PaperRow
 from newsletter.relevance.models import SubscriberExample, SubscriberProfile
 from newsletter.relevance.parsing import authors_match, ids_in_export, parse_ids
-from newsletter.relevance.profiles import profile_of
+from newsletter.relevance.profiles import profile_of, record_feedback
+from subscribers import service
 from subscribers.models import Subscriber
 
 
@@ -163,3 +164,38 @@ def test_parsing_ids_exports_and_author_names() -> None:
     assert authors_match("Schmidhuber Jurgen", "Jürgen Schmidhuber")
     assert not authors_match("Yann LeCun", "Yoshua Bengio")
     assert not authors_match("Ann Smith", "Bob Smith")
+
+
+def test_export_shows_the_profile_and_erase_deletes_it(config: Path, arxiv: ReplayServer) -> None:
+    a = arxiv.entries[5]
+    code, _, err = run(
+        config,
+        "add",
+        "gone@example.org",
+        "--active",
+        "--interests",
+        "x",
+        "--papers",
+        f"{a.arxiv_id};{arxiv.entries[6].arxiv_id}",
+    )
+    assert code == 0, err
+    engine = make_engine(json.loads(config.read_text())["database_url"])
+    with session_scope(engine) as s:
+        sub = s.exec(select(Subscriber)).one()
+        assert sub.id is not None
+        record_feedback(s, subscriber_id=sub.id, arxiv_id=arxiv.entries[6].arxiv_id, sign=-1)
+    with session_scope(engine) as s:
+        sid = s.exec(select(Subscriber)).one().id
+        assert sid is not None
+        data = service.export(s, subscriber_id=sid)
+        assert data["profile"] == {
+            "interests": "x",
+            "favourite_authors": [],
+            "examples": [
+                {"arxiv_id": a.arxiv_id, "sign": 1, "source": "profile"},
+                {"arxiv_id": arxiv.entries[6].arxiv_id, "sign": -1, "source": "feedback"},
+            ],
+        }
+        service.erase(s, subscriber_id=sid)
+    engine.dispose()
+    assert counts(config)[:3] == (0, 0, 0)

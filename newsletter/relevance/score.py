@@ -1,12 +1,13 @@
 """Scoring every reader with a profile against the day's papers (pure: arrays in, picks out).
 
-Readers are scored in blocks: one float32 matrix product per block for the interests, one for
-the example papers (closest example and the mean, Rocchio's centroid; the closest "fewer like
-this" paper pulls down), plus keyword points in hybrid mode. A paper qualifies for a reader
-when its semantic score reaches the reader's mean + ``relative_threshold`` standard deviations
-over the day's papers in their categories (or, in hybrid mode, when one of their keywords
-matches); favourite authors' papers are pinned first whatever the score; all is cut to the
-reader's maximum. Memory is a few (block x papers) arrays, whatever the number of readers.
+Readers are scored in blocks: one float32 matrix product per block for the interests; the
+example papers' similarities (closest example and the mean, Rocchio's centroid; the closest
+"fewer like this" paper pulls down) come from one product for the day's distinct examples;
+keyword points are added in hybrid mode. A paper qualifies for a reader when its semantic score
+reaches the reader's mean + ``relative_threshold`` standard deviations over the day's papers in
+their categories, capped at ``TOP_FRACTION`` of their best score (or, in hybrid mode, when one
+of their keywords matches); favourite authors' papers are pinned first whatever the score; all
+is cut to the reader's maximum. Memory is a few (block x papers) arrays per block.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Day:
 
 
 INTEREST_WHY = ("close to your interests",)
+TOP_FRACTION = 0.9  # the threshold never exceeds this share of the reader's best score
 PRECOMPUTE_FLOATS = 32_000_000  # examples x papers similarities kept whole up to 128 MB
 
 
@@ -185,12 +187,15 @@ def rank_block(
         counted = np.maximum(allowed.sum(axis=1), 1)
         masked = np.where(allowed, semantic, 0.0)
         mean = masked.sum(axis=1) / counted
+        top = np.where(allowed, semantic, -np.inf).max(axis=1)
         masked = np.where(allowed, semantic - mean[:, None], 0.0)
         std = np.sqrt(np.square(masked, out=masked).sum(axis=1) / counted)
         del masked
     else:
-        mean, std = semantic.mean(axis=1), semantic.std(axis=1)
-    threshold = mean + settings.relative_threshold * std
+        mean, std, top = semantic.mean(axis=1), semantic.std(axis=1), semantic.max(axis=1)
+    # Capped below the day's best, so a day dominated by the reader's topic (where mean + z
+    # std can exceed every score) still lets its papers through.
+    threshold = np.minimum(mean + settings.relative_threshold * std, TOP_FRACTION * top)
     qualifies = semantic >= threshold[:, None]
     qualifies &= (parts > 0)[:, None]
     final = semantic
