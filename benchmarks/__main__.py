@@ -12,6 +12,7 @@ BENCHMARKS = (
     "benchmarks.bench_admin_search",
     "benchmarks.bench_delivery",
     "benchmarks.bench_webhook",
+    "benchmarks.bench_relevance",
 )
 
 if __name__ == "__main__":

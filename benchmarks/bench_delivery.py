@@ -41,12 +41,13 @@ from newsletter.delivery.backends import Batch, Recipient, Sender
 from newsletter.delivery.backends.sendgrid import SendGridBackend
 from newsletter.delivery.send import send_issue
 from newsletter.domain import IssueEntry, IssueView
+from newsletter.email import tags
 from newsletter.email.headers import new_message_id
 from newsletter.email.loading import active_prefs
 from newsletter.email.render import PLACEHOLDERS, DigestRenderer
 from newsletter.email.selection import select_all
 from newsletter.models import IssueRow
-from subscribers.links import link_keys, preferences_url, unsubscribe_url
+from subscribers.links import feedback_token, link_keys, preferences_url, unsubscribe_url
 from subscribers.models import Subscriber
 from tests.fixtures_email import recorded_papers
 from tests.httpserver import Request, Response, TestServer
@@ -237,6 +238,7 @@ def naive(settings: Settings, view: IssueView, url: str, count: int, engine_url:
             {
                 PLACEHOLDERS["unsubscribe_url"]: unsubscribe_url(settings, p.id, keys[p.id]),
                 PLACEHOLDERS["preferences_url"]: preferences_url(settings, p.id, keys[p.id]),
+                tags.FEEDBACK: feedback_token(settings, p.id, keys[p.id]),
             },
         )
         backend.send_batch(Batch(body, (rcpt,), sender))

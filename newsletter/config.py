@@ -289,6 +289,38 @@ class WebSettings(_Section):
     )
 
 
+class RankingSettings(_Section):
+    """Personal relevance: how a reader with a profile (interests, example papers, favourite
+    authors) is ranked; readers with keywords only keep the keyword ranking (docs/relevance.md)."""
+
+    mode: Literal["keywords", "semantic", "hybrid"] = Field(
+        "hybrid", description="Readers with a profile: keywords only, meaning only, or both"
+    )
+    model: Literal["wordllama", "tfidf", "blend"] = Field(
+        "wordllama", description="Text model of the semantic score (see the relevance benchmark)"
+    )
+    relative_threshold: float = Field(
+        1.0,
+        ge=-3,
+        le=5,
+        description="Profile-only papers qualify at mean + this many standard deviations of "
+        "the reader's scores that day",
+    )
+    keyword_weight: float = Field(
+        0.1, ge=0, le=10, description="Hybrid: score added per keyword point"
+    )
+    negative_weight: float = Field(
+        0.5, ge=0, le=10, description="Rocchio: weight of the closest 'fewer like this' paper"
+    )
+    classifier_min_examples: int = Field(
+        6, ge=2, le=1000, description="Examples (both signs) before a per-reader classifier"
+    )
+    max_examples: int = Field(200, ge=1, le=5000, description="Example papers per reader")
+    max_upload_bytes: int = Field(
+        1_000_000, ge=1000, le=50_000_000, description="Largest BibTeX/Zotero CSV upload"
+    )
+
+
 class Settings(_Section):
     """All settings. Seed keys of the old bot keep their names and meanings."""
 
@@ -330,6 +362,7 @@ class Settings(_Section):
     email: EmailSettings = Field(default_factory=EmailSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
 
     # Secrets: environment only (NEWSLETTER_SECRET_KEY, ...); refused in config files.
     secret_key: SecretStr | None = Field(

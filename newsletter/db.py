@@ -105,5 +105,6 @@ def import_all_models() -> None:
     """Register every table on SQLModel.metadata (Alembic's autogenerate needs them all)."""
     import newsletter.delivery_models  # noqa: F401
     import newsletter.models  # noqa: F401
+    import newsletter.relevance.models  # noqa: F401
     import newsletter.web.admin.models  # noqa: F401
     import subscribers.models  # noqa: F401

@@ -18,7 +18,7 @@ from newsletter.config import Settings
 from subscribers.errors import InvalidLink
 from subscribers.links import secret_of
 from subscribers.models import Subscriber
-from subscribers.tokens import Purpose, TokenData, TokenError, read_token
+from subscribers.tokens import Purpose, TokenData, TokenError, read_short_token, read_token
 
 SHORT_LIVED_SECONDS = 2 * 24 * 3600
 DAY = 24 * 3600
@@ -69,3 +69,22 @@ def subscriber_for(
     if not hmac.compare_digest(sub.link_key.encode(), data.key.encode()):
         raise InvalidLink("this link is not valid any more")
     return sub, data
+
+
+def subscriber_for_short(
+    session: Session, settings: Settings, purpose: Purpose, token: str
+) -> Subscriber:
+    """The subscriber a valid compact token (a card's feedback link) names, when it carries the
+    start of their current link key and is not older than ``web.link_days``."""
+    if len(token) > MAX_TOKEN_LEN:
+        raise InvalidLink("this link is not valid")
+    try:
+        data = read_short_token(secret_of(settings), purpose, token, max_age(settings, purpose))
+    except TokenError as exc:
+        raise InvalidLink(str(exc)) from exc
+    sub = session.get(Subscriber, data.subscriber_id)
+    if sub is None or not hmac.compare_digest(
+        sub.link_key[: len(data.key)].encode(), data.key.encode()
+    ):
+        raise InvalidLink("this link is not valid any more")
+    return sub

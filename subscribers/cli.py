@@ -64,12 +64,25 @@ def add(
         str | None,
         typer.Option("--language", help="Summary language, one of ai_summary.languages"),
     ] = None,
+    interests: Annotated[
+        str | None, typer.Option("--interests", help="What you read, in a sentence or two")
+    ] = None,
+    papers: Annotated[
+        str | None, typer.Option("--papers", help='Example papers: "ID;ID" (ids or arXiv URLs)')
+    ] = None,
+    authors: Annotated[
+        str | None, typer.Option("--authors", help='Favourite authors: "Name;Name"')
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a subscriber (pending unless --active; no e-mail is sent)."""
+    from newsletter.relevance import profiles
+
     settings, engine = _engine(config)
     try:
         with session_scope(engine) as session:
+            if interests is not None:
+                profiles.check_interests(interests, explicit=True)
             added = service.add(
                 session,
                 settings=settings,
@@ -81,6 +94,16 @@ def add(
                 language=language,
             )
             sub = added.subscriber
+            if added.created and sub.id is not None and (interests or papers or authors):
+                profiles.set_profile(
+                    session,
+                    settings=settings,
+                    subscriber_id=sub.id,
+                    interests=interests,
+                    papers=papers,
+                    authors=authors,
+                    fetch=profiles.arxiv_fetch(settings),
+                )
     except SubscriberError as exc:
         raise _fail(exc) from exc
     if added.created:
@@ -134,15 +157,23 @@ def list_(
 def import_(
     file: Annotated[
         Path,
-        typer.Argument(metavar="FILE", help="CSV with header email,keywords,categories,status"),
+        typer.Argument(
+            metavar="FILE",
+            help="CSV with header email,keywords,categories,status"
+            "[,cadence,language,interests,papers,authors]",
+        ),
     ],
     config: ConfigOption = None,
 ) -> None:
     """Import subscribers from CSV; bad rows are reported by line and the rest imported."""
+    from newsletter.relevance.profiles import arxiv_fetch
+
     settings, engine = _engine(config)
     try:
         with file.open(encoding="utf-8-sig", newline="") as fh, session_scope(engine) as session:
-            report = csvio.import_csv(session, settings=settings, source=fh)
+            report = csvio.import_csv(
+                session, settings=settings, source=fh, fetch=arxiv_fetch(settings)
+            )
     except OSError as exc:
         err.print(f"error: cannot read {file}: {exc.strerror}", style="red", markup=False)
         raise typer.Exit(2) from exc

@@ -1,5 +1,6 @@
-"""CSV import and export of subscribers (`email,keywords,categories,status,cadence,language`,
-lists `;`-joined; files without the last columns still import: daily, the site's language).
+"""CSV import and export of subscribers (`email,keywords,categories,status`, then
+`cadence,language` and the profile's `interests,papers,authors`; lists `;`-joined; files with
+fewer columns still import: daily, the site's language, no profile).
 
 Import validates every row, reports bad ones by line number and imports the rest in bulk
 (one INSERT per chunk, not one round trip per row); existing and repeated addresses are skipped.
@@ -22,6 +23,15 @@ from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
 from newsletter.models import utcnow
+from newsletter.relevance.csvcols import (
+    PROFILE_COLUMNS,
+    ProfileCells,
+    parse_profile_cells,
+    profile_cells,
+    resolve_rows,
+    save_rows,
+)
+from newsletter.relevance.profiles import Fetch
 from subscribers.errors import InvalidInput, SubscriberError
 from subscribers.models import Consent, Subscriber, Suppression, new_link_key
 from subscribers.rhythm import check_cadence, check_language
@@ -34,7 +44,8 @@ from subscribers.validation import (
     split_terms,
 )
 
-HEADER = ("email", "keywords", "categories", "status", "cadence", "language")
+BASE_COLUMNS = ("email", "keywords", "categories", "status", "cadence", "language")
+HEADER = (*BASE_COLUMNS, *PROFILE_COLUMNS)  # append new columns here
 IMPORT_STATUSES = ("active", "pending")
 CHUNK = 2000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -87,6 +98,7 @@ def _parse_row(raw: dict[str, str | None], settings: Settings, now: dt.datetime)
         "cadence": check_cadence(row.get("cadence")),
         "language": check_language(row.get("language"), settings),
         "token_nonce": new_nonce(),
+        "_profile": parse_profile_cells(row, settings),
     }
 
 
@@ -96,7 +108,10 @@ def import_csv(
     settings: Settings,
     source: Iterable[str],
     now: dt.datetime | None = None,
+    fetch: Fetch | None = None,
 ) -> ImportReport:
+    """``fetch`` looks up example papers missing from the database (rows naming papers arXiv
+    does not know are reported as bad and not imported)."""
     now = now or utcnow()
     reader = csv.DictReader(source)
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
@@ -135,18 +150,31 @@ def import_csv(
         if email_hash(values["email"]) in suppressed:
             report.suppressed += 1
             continue
-        batch.append(values)
+        batch.append({**values, "_line": line})
         if len(batch) >= CHUNK:
-            _insert(session, batch, now)
-            report.imported += len(batch)
+            report.imported += _insert(session, batch, now, fetch, report)
             batch = []
     if batch:
-        _insert(session, batch, now)
-        report.imported += len(batch)
+        report.imported += _insert(session, batch, now, fetch, report)
     return report
 
 
-def _insert(session: Session, rows: list[dict[str, Any]], now: dt.datetime) -> None:
+def _insert(
+    session: Session,
+    batch: list[dict[str, Any]],
+    now: dt.datetime,
+    fetch: Fetch | None,
+    report: ImportReport,
+) -> int:
+    """Insert a chunk (rows naming unknown papers become errors); returns the rows inserted."""
+    cells: list[ProfileCells | None] = [row.pop("_profile") for row in batch]
+    lines: list[int] = [row.pop("_line") for row in batch]
+    keep, bad = resolve_rows(session, cells, fetch)
+    for index, message in bad.items():
+        report.errors.append((lines[index], message))
+    rows = [row for i, row in enumerate(batch) if i in keep]
+    if not rows:
+        return 0
     table = Subscriber.__table__  # type: ignore[attr-defined]
     ids = (
         session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
@@ -167,6 +195,8 @@ def _insert(session: Session, rows: list[dict[str, Any]], now: dt.datetime) -> N
             for i in ids
         ],
     )
+    save_rows(session, ids, [cells[i] for i in sorted(keep)], now)
+    return len(ids)
 
 
 def export_csv(session: Session, *, out: TextIO, status: str | None = None) -> int:
@@ -177,15 +207,26 @@ def export_csv(session: Session, *, out: TextIO, status: str | None = None) -> i
     if status is not None:
         query = query.where(Subscriber.status == status)
     count = 0
+    chunk: list[Subscriber] = []
     for sub in session.exec(query.execution_options(yield_per=5000)):
-        cells = (
+        chunk.append(sub)
+        if len(chunk) >= 5000:
+            count += _write(session, writer, chunk)
+            chunk = []
+    return count + _write(session, writer, chunk)
+
+
+def _write(session: Session, writer: Any, subs: list[Subscriber]) -> int:
+    extra = profile_cells(session, [s.id for s in subs if s.id is not None])
+    for sub in subs:
+        base = [
             sub.email,
             ";".join(sub.keywords),
             ";".join(sub.categories),
             sub.status,
             sub.cadence,
             sub.language or "",
-        )
+        ]
+        cells = [*base, *extra.get(sub.id or 0, ("", "", ""))]
         writer.writerow([neutralise(c) for c in cells])
-        count += 1
-    return count
+    return len(subs)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.config import Settings
 from subscribers.models import Subscriber
-from subscribers.tokens import Purpose, make_token
+from subscribers.tokens import Purpose, make_short_token, make_token
 
 ROUTES: dict[Purpose, str] = {
     "confirm": "/confirm",
@@ -18,6 +18,7 @@ ROUTES: dict[Purpose, str] = {
     "unsubscribe": "/unsubscribe",
     "export": "/export",
     "erase": "/erase",
+    "feedback": "/feedback",
 }
 SUBS = Subscriber.__table__.c  # type: ignore[attr-defined]
 
@@ -62,3 +63,18 @@ def link_keys(bind: Engine | Connection, subscriber_ids: Iterable[int]) -> dict[
         with bind.connect() as conn:
             read(conn)
     return out
+
+
+def feedback_token(settings: Settings, subscriber_id: int, key: str) -> str:
+    """The reader's compact feedback token, as it goes in a URL path (a hyphen is written
+    %2D, so the token can never spell or complete an e-mail tag such as ``-hwo-``)."""
+    token = make_short_token(secret_of(settings), "feedback", subscriber_id, key)
+    return quote(token, safe="").replace("-", "%2D")
+
+
+def feedback_url(
+    settings: Settings, subscriber_id: int, key: str, arxiv_id: str, direction: str
+) -> str:
+    """``{base_url}/feedback/{token}/{arxiv_id}/{more|fewer}``: a card's feedback link."""
+    token = feedback_token(settings, subscriber_id, key)
+    return f"{settings.base_url}/feedback/{token}/{arxiv_id}/{direction}"

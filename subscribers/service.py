@@ -500,6 +500,21 @@ def export(session: Session, *, subscriber_id: int) -> dict[str, Any]:
             for c in consents
         ],
         "suppressed": _suppression(session, sub.email) is not None,
+        "profile": _profile_export(session, subscriber_id),
+    }
+
+
+def _profile_export(session: Session, subscriber_id: int) -> dict[str, Any]:
+    """The relevance profile (interests, favourite authors, example papers and clicks)."""
+    from newsletter.relevance.profiles import profile_of
+
+    profile = profile_of(session, subscriber_id)
+    return {
+        "interests": profile.interests,
+        "favourite_authors": list(profile.authors),
+        "examples": [
+            {"arxiv_id": e.arxiv_id, "sign": e.sign, "source": e.source} for e in profile.examples
+        ],
     }
 
 

@@ -74,8 +74,14 @@ def test_different_selections_share_one_sendgrid_request_with_sections(
     assert report.distinct_bodies == 1 and report.requests == len(bodies) == 1
     (body,) = bodies
     assert body["sections"] and body["subject"] == "-subject-"
-    cards = {p["substitutions"]["-cards-"] for p in body["personalizations"]}
+    # Each reader's cards hold their own feedback token; without it, 4 distinct card lists.
+    cards = {
+        p["substitutions"]["-cards-"].replace(p["substitutions"]["-feedback_token-"], "TOKEN")
+        for p in body["personalizations"]
+    }
     assert len(cards) == 4
+    tokens = {p["substitutions"]["-feedback_token-"] for p in body["personalizations"]}
+    assert len(tokens) == 25
     assert set(_statuses(engine).values()) == {"sent"}
     with engine.connect() as conn:
         issue = conn.execute(select(IssueRow.__table__)).one()  # type: ignore[attr-defined]

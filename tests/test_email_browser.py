@@ -18,6 +18,7 @@ from newsletter.email.render import (
     shared_content,
 )
 from newsletter.email.selection import SubscriberPrefs, select_all
+from newsletter.email.shared import with_feedback
 from tests.fixtures_email import make_view, recorded_papers, summary, with_title
 
 pytestmark = pytest.mark.browser
@@ -75,7 +76,7 @@ def _digest_html() -> tuple[str, list[str]]:
     )
     # Exactly what a reader gets: the shared body, their substitutions, then the sections.
     body = DigestRenderer(settings).shared(view, {first: summary(tldr)}, True)
-    subs = {**body.substitutions(selection), **link_substitutions(LINKS)}
+    subs = with_feedback({**body.substitutions(selection), **link_substitutions(LINKS)}, "7.sig")
     html = personalise(shared_content(body), subs).html
     expected = [*LINKS.values(), f"{settings.base_url}/archive"]
     for e in selection.entries:

@@ -26,6 +26,7 @@ from newsletter.email.render import (
     snippet,
 )
 from newsletter.email.selection import Selection, SubscriberPrefs, select_all
+from newsletter.email.shared import with_feedback
 from newsletter.latex import latex_to_text
 from tests.fixtures_email import make_view, paper, recorded_papers, summary, with_title
 
@@ -37,7 +38,8 @@ LINKS = {
     "unsubscribe_url": "https://digest.example.org/unsubscribe/abc",
     "preferences_url": "https://digest.example.org/preferences/def",
 }
-LINK_SUBS = link_substitutions(LINKS)
+FEEDBACK_TOKEN = "7.feedbacksignature"
+LINK_SUBS = with_feedback(link_substitutions(LINKS), FEEDBACK_TOKEN)
 HOSTILE_TITLE = (
     'AM$^3$Safety <script>alert("t")</script> <a href="https://evil.test">x</a> & ($\\lambda$)'
 )
@@ -96,6 +98,12 @@ def selection_of(view, include_summaries: bool = True) -> Selection:
     return select_all(view, [sub], SETTINGS)[1]
 
 
+def feedback_hrefs(view, token: str = tags.FEEDBACK) -> set[str]:
+    """The card's feedback links (the token stays a tag until the sender fills it in)."""
+    base = f"https://digest.example.org/feedback/{token}"
+    return {f"{base}/{e.paper.arxiv_id}/{d}" for e in view.pool[:1] for d in ("more", "fewer")}
+
+
 def expected_hrefs(view) -> set[str]:
     p = view.pool[0].paper
     return {
@@ -103,9 +111,11 @@ def expected_hrefs(view) -> set[str]:
         p.pdf_url,
         p.html_url,
         f"https://digest.example.org/archive/{view.date.isoformat()}#{p.arxiv_id}",
-        f"https://digest.example.org/archive/{view.date.isoformat()}",
+        f"https://digest.example.org/archive/{view.date.isoformat()}?r={FEEDBACK_TOKEN}",
         "https://digest.example.org/archive",
-        *LINKS.values(),
+        LINKS["unsubscribe_url"],
+        LINKS["preferences_url"],
+        *feedback_hrefs(view, FEEDBACK_TOKEN),
     }
 
 
@@ -151,7 +161,11 @@ def test_any_title_survives_rendering_as_text(title: str, abstract: str) -> None
     view = one_paper_view(title, abstract)
     rendered = DigestRenderer(SETTINGS).render(view, selection_of(view), {})
     doc = parse(rendered.html)
-    assert set(doc.hrefs) <= expected_hrefs(view) | set(PLACEHOLDERS.values())
+    unfilled = {
+        *feedback_hrefs(view),
+        f"https://digest.example.org/archive/{view.date.isoformat()}?r={tags.FEEDBACK}",
+    }
+    assert set(doc.hrefs) <= expected_hrefs(view) | set(PLACEHOLDERS.values()) | unfilled
     assert not {"script", "iframe", "img", "object", "form"} & set(doc.tags)
     # shown as readers see untrusted text: one line, tag keys and the body's sentinels defused
     flat = " ".join(tags.one_line(latex_to_text(title)).split())
@@ -351,14 +365,17 @@ def test_hostile_title_or_keyword_cannot_inject_another_card() -> None:
 
 
 def test_substitutions_of_a_reader_stay_small() -> None:
-    """30 cards with keywords stay far below SendGrid's 10,000 bytes per personalization."""
+    """30 cards with keywords stay below SendGrid's 10,000 bytes per personalization, the
+    reader's feedback token (as long as a real one for a 6-digit id) in every card included."""
     view = make_view(recorded_papers())
     reader = _reader(("learning", "model", "data", "neural", "graph"), max_papers=30)
     selection = select_all(view, [reader], SETTINGS)[reader.id]
     body = DigestRenderer(SETTINGS).shared(view, {}, True)
-    subs = {**body.substitutions(selection), **LINK_SUBS}
+    token = "123456.ChKIof4UTnIx%2DUWdkKaGI41r%2DDo"
+    subs = with_feedback({**body.substitutions(selection), **LINK_SUBS}, token)
     size = len(json.dumps(subs, ensure_ascii=False).encode())
-    assert len(selection.entries) == 30 and size < 6000
+    assert len(selection.entries) == 30 and size < 8500
+    assert subs[tags.CARDS].count(token) == 60 and subs[tags.TEXT_CARDS].count(token) == 30
     assert all(not tags.keys_in(v) or k in (tags.CARDS, tags.TEXT_CARDS) for k, v in subs.items())
 
 

@@ -138,9 +138,13 @@ def test_export_round_trips_through_import(config: Path, tmp_path: Path) -> None
     code, out, _ = run(config, "export")
     assert code == 0
     exported = list(csv.reader(io.StringIO(out)))
-    assert exported[0] == ["email", "keywords", "categories", "status", "cadence", "language"]
-    # An old file (no cadence/language columns) imports as daily readers in the site's language.
-    assert sorted(",".join(r) for r in exported[1:]) == sorted(f"{r},daily," for r in rows[1:])
+    assert exported[0] == [
+        *("email", "keywords", "categories", "status", "cadence", "language"),
+        *("interests", "papers", "authors"),
+    ]
+    # An old file (no cadence/language/profile columns) imports as daily readers in the site's
+    # language, without a profile.
+    assert sorted(",".join(r) for r in exported[1:]) == sorted(f"{r},daily,,,," for r in rows[1:])
     out_file = tmp_path / "out.csv"
     assert run(config, "export", "--out", str(out_file))[0] == 0
     assert out_file.read_text() == out

@@ -36,8 +36,9 @@ from newsletter.delivery.outbox import NewDelivery, Pending
 from newsletter.delivery.suppression import blocked_ids
 from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
+from newsletter.email import tags
 from newsletter.email.headers import digest_headers, list_id, new_message_id
-from newsletter.email.loading import Audience, active_prefs
+from newsletter.email.loading import Audience, active_prefs, selections_for
 from newsletter.email.render import (
     DigestRenderer,
     RenderedEmail,
@@ -45,9 +46,9 @@ from newsletter.email.render import (
     personalise,
     shared_content,
 )
-from newsletter.email.selection import select_all
+from newsletter.email.shared import with_feedback
 from newsletter.models import IssueRow, utcnow
-from subscribers.links import link_keys, preferences_url, unsubscribe_url
+from subscribers.links import feedback_token, link_keys, preferences_url, unsubscribe_url
 from subscribers.rhythm import effective_language
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,9 @@ class _Sender:
         return Recipient(
             email=item.email,
             message_id=item.pending.message_id,
-            substitutions={**item.slots, **links},
+            substitutions=with_feedback(
+                {**item.slots, **links}, feedback_token(self.settings, sid, key)
+            ),
             headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
         )
 
@@ -264,10 +267,22 @@ def _links_size(settings: Settings) -> int:
         links = {
             "-unsubscribe_url-": unsubscribe_url(settings, 10**15, "k" * 32),
             "-preferences_url-": preferences_url(settings, 10**15, "k" * 32),
+            "-feedback_token-": feedback_token(settings, 10**15, "k" * 32),
         }
     except ValueError:  # no secret key: the recipients fail later with that message
         return 1000
     return _json_size(links) + 64
+
+
+def _feedback_size(settings: Settings, subs: Mapping[str, str]) -> int:
+    """Room for the reader's feedback token in each of their cards (put in per recipient)."""
+    uses = sum(subs.get(k, "").count(tags.FEEDBACK) for k in (tags.CARDS, tags.TEXT_CARDS))
+    if not uses:
+        return 0
+    try:
+        return uses * len(feedback_token(settings, 10**15, "k" * 32))
+    except ValueError:
+        return uses * 300
 
 
 def plan_batches(
@@ -317,7 +332,7 @@ def send_issue(
             with _timed(t, "load"):
                 everyone = active_prefs(engine)
             with _timed(t, "select"):
-                audience = Audience(everyone, select_all(view, everyone, settings))
+                audience = Audience(everyone, selections_for(engine, view, everyone, settings))
         prefs, selections = audience.prefs, audience.selections
         report.no_match = len(prefs) - len(selections)
         emails = {p.id: p.email for p in prefs}
@@ -374,7 +389,8 @@ def send_issue(
             known = slots_of.get((id(selection), variant[1]))
             if known is None:
                 subs = bodies[variant].substitutions(selection)
-                fits = sections_ok and (limit is None or _json_size(subs) + margin <= limit)
+                size = _json_size(subs) + margin + _feedback_size(settings, subs)
+                fits = sections_ok and (limit is None or size <= limit)
                 known = slots_of[(id(selection), variant[1])] = (subs, fits)
             slots, fits = known
             email = emails[row.subscriber_id]

@@ -74,9 +74,30 @@ class Audience:
     selections: dict[int, Selection]
 
 
+def selections_for(
+    engine: Engine, view: IssueView, prefs: list[SubscriberPrefs], settings: Settings
+) -> dict[int, Selection]:
+    """Readers' selections, in a transaction of their own (vectors are cached on the way)."""
+    from newsletter.db import session_scope
+
+    with session_scope(engine) as session:
+        return selections_in(session, view, prefs, settings)
+
+
+def selections_in(
+    session: Session, view: IssueView, prefs: list[SubscriberPrefs], settings: Settings
+) -> dict[int, Selection]:
+    """The one place readers' selections are made: readers with a relevance profile ranked
+    by ``newsletter.relevance``, the others by their keywords as before."""
+    from newsletter.relevance.personal import personal_picks
+
+    personal = personal_picks(session, view, prefs, settings)
+    return select_all(view, prefs, settings, personal=personal)
+
+
 def audience_of(engine: Engine, view: IssueView, settings: Settings) -> Audience:
     prefs = active_prefs(engine)
-    return Audience(prefs, select_all(view, prefs, settings))
+    return Audience(prefs, selections_for(engine, view, prefs, settings))
 
 
 def find_subscriber(session: Session, address: str) -> Subscriber | None:

@@ -9,14 +9,15 @@ from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.domain import IssueView
-from newsletter.email.loading import find_subscriber, issue_summaries, prefs_of
+from newsletter.email.loading import find_subscriber, issue_summaries, prefs_of, selections_in
 from newsletter.email.render import (
     DigestRenderer,
     RenderedEmail,
     link_substitutions,
     personalise,
 )
-from newsletter.email.selection import Selection, select_all
+from newsletter.email.selection import Selection
+from newsletter.email.shared import with_feedback
 from newsletter.issue_store import latest_issue, load_issue
 from subscribers import links
 from subscribers.rhythm import effective_language
@@ -66,7 +67,8 @@ def preview_email(
     empty_ok = settings.model_copy(
         update={"delivery": settings.delivery.model_copy(update={"send_empty_note": True})}
     )
-    selection = select_all(view, [prefs], empty_ok).get(prefs.id) or Selection(entries=())
+    chosen = selections_in(session, view, [prefs], empty_ok)
+    selection = chosen.get(prefs.id) or Selection(entries=())
     ids = [e.paper.arxiv_id for e in selection.entries]
     language = effective_language(prefs.language, settings)
     summaries = (
@@ -75,7 +77,10 @@ def preview_email(
     # The shared body plus this subscriber's substitutions, exactly as the backends build it.
     rendered = DigestRenderer(settings).render(view, selection, summaries, language)
     return Preview(
-        rendered=personalise(rendered, personal),
+        rendered=personalise(
+            rendered,
+            with_feedback(personal, links.feedback_token(settings, prefs.id, row.link_key)),
+        ),
         issue_date=view.date,
         status=row.status,
         matched=not selection.is_empty,

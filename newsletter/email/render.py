@@ -33,6 +33,7 @@ from newsletter.domain import IssueEntry, IssueView, Summary
 from newsletter.email import tags
 from newsletter.email.selection import Selection
 from newsletter.email.shared import (
+    FEEDBACK,
     KW1,
     KW2,
     MARKER_RE,
@@ -260,6 +261,15 @@ _TEXT_SLOTS = {
     tags.TEXT_MORE,
     tags.UNSUBSCRIBE,
     tags.PREFERENCES,
+    tags.FEEDBACK,
+}
+_TEXT_SLOTS = {
+    tags.TEXT_INTRO,
+    tags.TEXT_CARDS,
+    tags.TEXT_NOTE,
+    tags.UNSUBSCRIBE,
+    tags.PREFERENCES,
+    tags.FEEDBACK,
 }
 
 
@@ -344,6 +354,7 @@ class DigestRenderer:
             "from_name": s.email.from_name,
             "from_email": s.email.from_email,
             "postal_address": s.email.postal_address,
+            "feedback_key": tags.FEEDBACK,  # the reader's feedback token, in the frame
             **PLACEHOLDERS,
         }
 
@@ -408,6 +419,7 @@ class DigestRenderer:
             "papers": papers,
             "more_label": MORE,
             "has_summaries": True,
+            "feedback_token": FEEDBACK,
             "_text": {"intro": tags.TEXT_INTRO},
         }
         html, text = self._render_parts(ctx)
@@ -477,6 +489,7 @@ class DigestRenderer:
             "papers": papers,
             "more_label": more_label(hidden) if hidden else "",
             "has_summaries": any(p["tldr_html"] for p in papers),
+            "feedback_token": tags.FEEDBACK,
         }
         html, text = self._render_parts(ctx)
         return RenderedEmail(

@@ -18,7 +18,7 @@ Rules (issue 5, item 2):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,11 +148,14 @@ def select_all(
     settings: Settings,
     *,
     make_matcher: MatcherFactory = matcher,
+    personal: Mapping[int, Sequence[tuple[int, tuple[str, ...]]]] | None = None,
 ) -> dict[int, Selection]:
     """Every subscriber's selection, by subscriber id; subscribers with nothing are left out.
 
     With ``settings.delivery.send_empty_note`` they get a ``Selection`` without entries instead.
     ``make_matcher`` builds the keyword matcher (a parameter so tests can count its calls).
+    ``personal`` holds the picks (pool position, why) of readers with a relevance profile
+    (``newsletter.relevance.personal``); they replace the keyword rule for those readers.
     """
     subs = list(subscribers)
     pool = view.pool
@@ -169,6 +172,15 @@ def select_all(
     out: dict[int, Selection] = {}
 
     for sub in subs:
+        if personal is not None and sub.id in personal:
+            picks = personal[sub.id]
+            if picks or send_empty:
+                out[sub.id] = Selection(
+                    entries=tuple(pool[pos] for pos, _ in picks),
+                    matched={pool[pos].paper.arxiv_id: why for pos, why in picks},
+                    include_summaries=sub.include_summaries,
+                )
+            continue
         keywords = _clean_keywords(sub.keywords)
         cats = frozenset(sub.categories)
         limit = sub.max_papers if sub.max_papers and sub.max_papers > 0 else settings.max_papers

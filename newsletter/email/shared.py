@@ -33,11 +33,12 @@ from newsletter.email import tags
 from newsletter.email.selection import Selection
 
 KW1, KW2, NUMBER, MORE, MARKER_RE = tags.KW1, tags.KW2, tags.NUMBER, tags.MORE, tags.MARKER_RE
+FEEDBACK = tags.FEEDBACK_SENTINEL
 _CARD_RE = re.compile(r"<!--nl:card-->(.*?)<!--nl:/card-->", re.DOTALL)
 _NOTE_RE = re.compile(r"<!--nl:note-->(.*?)<!--nl:/note-->", re.DOTALL)
 _MORE_RE = re.compile(r"<!--nl:more-->(.*?)<!--nl:/more-->", re.DOTALL)
 
-_SLOT_RE = re.compile(rf"(<!--nl:why-->.*?<!--nl:/why-->|{NUMBER})", re.DOTALL)
+_SLOT_RE = re.compile(rf"(<!--nl:why-->.*?<!--nl:/why-->|{NUMBER}|{FEEDBACK})", re.DOTALL)
 _KEYISH = re.compile(r"[A-Za-z0-9_-]")
 
 # Gmail clips HTML over ~102 KB (footer and unsubscribe link included): a reader's HTML stays
@@ -53,7 +54,7 @@ def more_label(hidden: int) -> str:
     return f"{hidden} more {noun} in today's issue"
 
 
-Slot = Literal["num", "why"]
+Slot = Literal["num", "why", "fb"]
 
 
 class SliceError(ValueError):
@@ -178,6 +179,9 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
             if token == NUMBER:
                 slots.append("num")
                 continue
+            if token == FEEDBACK:
+                slots.append("fb")
+                continue
             slots.append("why")
             this = _why(part, token, sections)
             if why is None:
@@ -186,7 +190,7 @@ def slice_part(part: str, rendered: str, card_ids: list[str], frame_slots: set[s
                 raise SliceError("the why block differs between cards")
         keys: list[str] = []
         for n, text in enumerate(pieces):
-            if MARKER_RE.search(text) or KW1 in text or KW2 in text or NUMBER in text:
+            if MARKER_RE.search(text) or any(s in text for s in (KW1, KW2, NUMBER, FEEDBACK)):
                 raise SliceError(f"card {arxiv_id}: a marker or sentinel is left in its text")
             key = tags.piece_key(part, index, n) if text else ""
             if key:
@@ -311,12 +315,25 @@ def _card(
         if n < len(layout.slots):
             if layout.slots[n] == "num":
                 out.append(str(position))
+            elif layout.slots[n] == "fb":
+                out.append(tags.FEEDBACK)  # the reader's token, put in by ``with_feedback``
             elif why is not None:
                 shown = tuple(
                     str(escape(tags.one_line(k))) if html else tags.one_line(k) for k in keywords
                 )
                 out.append(why.value(shown))
     return "".join(out)
+
+
+def with_feedback(substitutions: Mapping[str, str], token: str) -> dict[str, str]:
+    """One reader's substitutions with their feedback token: in their cards (shared by
+    readers with the same selection, so filled per reader here) and as a substitution of its
+    own (for a body whose cards were expanded beforehand)."""
+    out = {**substitutions, tags.FEEDBACK: token}
+    for key in (tags.CARDS, tags.TEXT_CARDS):
+        if key in out:
+            out[key] = out[key].replace(tags.FEEDBACK, token)
+    return out
 
 
 def expand_sections(text: str, sections: Mapping[str, str]) -> str:

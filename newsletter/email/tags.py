@@ -18,6 +18,7 @@ from collections.abc import Mapping
 # Links (the placeholders the renderer has always used).
 UNSUBSCRIBE = "-unsubscribe_url-"
 PREFERENCES = "-preferences_url-"
+FEEDBACK = "-feedback_token-"  # a reader's feedback token, in their cards (not in the frame)
 # Frame slots filled per subscriber (h = HTML part, t = text part).
 SUBJECT = "-subject-"
 HTML_SUBJECT = "-hsubject-"
@@ -31,8 +32,8 @@ DISCLAIMER, TEXT_DISCLAIMER = "-hdisclaimer-", "-tdisclaimer-"
 MORE_KEYS = {"h": ("-hmore0-", "-hmore1-"), "t": ("-tmore0-", "-tmore1-")}
 
 _NAMES = (
-    r"unsubscribe_url|preferences_url|subject|hsubject|preheader|t?intro|t?cards|t?note"
-    r"|t?more|[ht]more[01]|[ht]disclaimer|[ht]\d+p\d+|[ht]w[omc]"
+    r"unsubscribe_url|preferences_url|feedback_token|subject|hsubject|preheader|t?intro|t?cards"
+    r"|t?note|t?more|[ht]more[01]|[ht]disclaimer|[ht]\d+p\d+|[ht]w[omc]"
 )
 KEY_RE = re.compile(rf"-(?:{_NAMES})-", re.IGNORECASE)
 # Text that could complete a key across a boundary: "-abc" before it, or "abc-" after it.
@@ -43,8 +44,9 @@ _OPEN_HEAD = re.compile(r"\A[A-Za-z0-9_]*-")
 # Sentinels (Unicode private use) rendered where per-subscriber values go, then cut out of the
 # shared body, and the comments that mark its parts: untrusted text never carries either.
 KW1, KW2, NUMBER, MORE = "\ue101", "\ue102", "\ue103", "\ue104"
+FEEDBACK_SENTINEL = "\ue105"  # where a reader's feedback token goes in a shared card
 MARKER_RE = re.compile(r"<!--nl:/?[a-z]+-->")
-_SENTINELS = dict.fromkeys(map(ord, (KW1, KW2, NUMBER, MORE)))
+_SENTINELS = dict.fromkeys(map(ord, (KW1, KW2, NUMBER, MORE, FEEDBACK_SENTINEL)))
 _MARKER_OPEN = re.compile(r"<!--(?=nl:)")
 
 

@@ -87,6 +87,8 @@ def create_app(
             WEBHOOK_PATH: settings.web.webhook_max_body_bytes,
             admin.IMPORT_PATH: admin.MAX_IMPORT_BYTES,
         },
+        # the preferences page's profile upload: an over-large export gets the page's message
+        patterns={r"/preferences/[^/]+/profile": 10 * settings.ranking.max_upload_bytes},
     )
     app.add_middleware(SecurityHeaders, headers=headers_for(settings))
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")

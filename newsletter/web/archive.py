@@ -20,6 +20,7 @@ from newsletter.latex import latex_to_text, latex_to_text_markdown
 from newsletter.sanitize import markdown_to_safe_html
 from newsletter.summaries import cached_summaries
 from newsletter.web.deps import SessionDep, SettingsDep
+from newsletter.web.feedback_routes import feedback_base
 from newsletter.web.pages import render
 
 router = APIRouter()
@@ -102,10 +103,17 @@ def archive_markdown(date: str, settings: SettingsDep) -> Response:
 
 @router.get("/archive/{date}")
 def archive_issue(
-    date: str, request: Request, session: SessionDep, settings: SettingsDep, lang: str = ""
+    date: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    lang: str = "",
+    r: str = "",
 ) -> Response:
     """The issue's page; ``?lang=`` shows the summaries of another offered language (papers
-    without one show the site language's). The page links the languages it has."""
+    without one show the site language's). The page links the languages it has. ``?r=``
+    carries a reader's feedback token (the e-mail's "view in browser" link): the cards then
+    offer "More/Fewer like this" for that reader; a bad token is just ignored."""
     day = parse_issue_date(date)
     view = load_issue(session, day)
     if view is None:
@@ -127,4 +135,5 @@ def archive_issue(
         for name in have
     ]
     context["language"] = chosen
+    context["feedback_base"] = feedback_base(session, settings, r) if r else None
     return render(request, "web/archive_issue.html", context, with_csrf=False)

@@ -4,6 +4,7 @@ the moment it passes the limit of its path, so no request can make the app hold 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
@@ -21,17 +22,28 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    """``limit`` bytes for every path, except those in ``limits`` (path -> bytes)."""
+    """``limit`` bytes for every path, except those in ``limits`` (path -> bytes) and those a
+    regular expression of ``patterns`` matches whole (paths with a token in them)."""
 
     def __init__(
-        self, app: ASGIApp, limit: int = DEFAULT_LIMIT, limits: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        limit: int = DEFAULT_LIMIT,
+        limits: Mapping[str, int] | None = None,
+        patterns: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
         self.limits = dict(limits or {})
+        self.patterns = [(re.compile(p), n) for p, n in (patterns or {}).items()]
 
     def limit_for(self, path: str) -> int:
-        return self.limits.get(path, self.limit)
+        if path in self.limits:
+            return self.limits[path]
+        for pattern, n in self.patterns:
+            if pattern.fullmatch(path):
+                return n
+        return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -20,6 +20,7 @@ from newsletter.delivery.transactional import send_message
 from newsletter.web.deps import EngineDep, SessionDep, SettingsDep, client_ip
 from newsletter.web.home import latest_headline
 from newsletter.web.pages import render
+from newsletter.web.profile_routes import profile_context
 from newsletter.web.security import CSRF_FIELD, csrf_valid
 from subscribers import access, ratelimit, service
 from subscribers.emails import already_subscribed_message, confirmation_message
@@ -295,9 +296,17 @@ def _preferences_page(
             "unsubscribe_url": unsubscribe_url(settings, sub_id, key),
             "export_url": link(settings, "export", sub_id, key),
             "erase_url": link(settings, "erase", sub_id, key),
+            "profile": profile_context(sub, token),
         },
         status_code=status_code,
     )
+
+
+def preferences_page_with_error(
+    request: Request, settings: Settings, token: str, sub: Any, error: str
+) -> Response:
+    """The preferences page again, with the message of a form of it that was refused."""
+    return _preferences_page(request, settings, token, sub, error=error, status_code=400)
 
 
 @router.get("/preferences/{token}")

@@ -1,0 +1,1 @@
+"""Personal relevance: reader profiles, paper vectors, semantic and hybrid ranking, feedback."""
