@@ -109,7 +109,7 @@ def test_different_selections_share_one_sendgrid_request_with_sections(
         ]
 
 
-_TOKEN = re.compile(r"(/(?:unsubscribe|preferences)/)[A-Za-z0-9._-]+")
+_TOKEN = re.compile(r"(/(?:unsubscribe|preferences|feedback)/|\?r=)[A-Za-z0-9._%-]+")
 
 
 def _part(msg: Any, subtype: str) -> str:

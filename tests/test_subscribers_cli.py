@@ -179,7 +179,7 @@ def test_cadence_and_language_from_the_cli_and_csv(tmp_path: Path) -> None:
     code, out, err = run(config, "import", str(f))
     assert code == 1 and "imported 2" in out and "line 4: cadence must be one of" in err
     code, out, _ = run(config, "export")
-    rows = {r[0]: r[4:] for r in csv.reader(io.StringIO(out))}
+    rows = {r[0]: r[4:6] for r in csv.reader(io.StringIO(out))}
     assert rows["w@example.org"] == ["weekly", "Chinese"]
     (listed_w,) = [r for r in listed(config) if r["email"] == "w@example.org"]
     assert (listed_w["cadence"], listed_w["language"]) == ("weekly", "Chinese")

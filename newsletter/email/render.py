@@ -253,20 +253,13 @@ _HTML_SLOTS = {
     tags.MORE,
     tags.UNSUBSCRIBE,
     tags.PREFERENCES,
-}
-_TEXT_SLOTS = {
-    tags.TEXT_INTRO,
-    tags.TEXT_CARDS,
-    tags.TEXT_NOTE,
-    tags.TEXT_MORE,
-    tags.UNSUBSCRIBE,
-    tags.PREFERENCES,
     tags.FEEDBACK,
 }
 _TEXT_SLOTS = {
     tags.TEXT_INTRO,
     tags.TEXT_CARDS,
     tags.TEXT_NOTE,
+    tags.TEXT_MORE,
     tags.UNSUBSCRIBE,
     tags.PREFERENCES,
     tags.FEEDBACK,
