@@ -125,9 +125,12 @@ def list_(
         raise typer.BadParameter(
             f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
         )
+    from newsletter.relevance.profiles import profiles_of
+
     _, engine = _engine(config)
     with session_scope(engine) as session:
         subs = service.list_subscribers(session, status=status)
+        profiles = profiles_of(session, [s.id for s in subs if s.id is not None])
         rows: list[dict[str, Any]] = [
             {
                 "email": s.email,
@@ -140,6 +143,7 @@ def list_(
                 "language": s.language,
                 "created_at": s.created_at.isoformat(),
                 "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
+                **_profile_fields(profiles.get(s.id or 0)),
             }
             for s in subs
         ]
@@ -151,6 +155,15 @@ def list_(
         cats = ", ".join(r["categories"]) or "all"
         typer.echo(f"{r['email']}\t{r['status']}\tkeywords: {kw}\tcategories: {cats}")
     err.print(f"{len(rows)} subscriber(s)", highlight=False)
+
+
+def _profile_fields(profile: Any) -> dict[str, Any]:
+    """The relevance profile's part of a listed subscriber (empty values without one)."""
+    return {
+        "interests": profile.interests if profile else "",
+        "papers": list(profile.papers) if profile else [],
+        "authors": list(profile.authors) if profile else [],
+    }
 
 
 @subscribers_app.command("import")

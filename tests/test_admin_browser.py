@@ -195,7 +195,7 @@ def test_the_operator_dashboard_in_chromium(tmp_path: Path, artifacts_dir: Path)
                 with page.expect_download() as download:
                     page.click("#export-all")
                 exported = Path(download.value.path()).read_text(encoding="utf-8")
-                assert exported.splitlines()[0] == "email,keywords,categories,status"
+                assert exported.splitlines()[0] == ",".join(csvio.HEADER)
                 assert len(exported.splitlines()) == 16  # header + 15 (one was erased)
                 upload = tmp_path / "more.csv"
                 upload.write_text("email,keywords,categories,status\nfresh@example.org,,,active\n")

@@ -241,6 +241,7 @@ def test_send_issue_expands_the_body_of_a_reader_over_the_substitutions_limit(
     assert set(expanded["personalizations"][0]["substitutions"]) == {
         "-unsubscribe_url-",
         "-preferences_url-",
+        "-feedback_token-",  # the reader's "more/fewer like this" links in the expanded cards
     }
     assert len(shared["personalizations"]) == 2
     _, html, text = sendgrid_delivers(expanded, "reader0@example.com")

@@ -94,6 +94,9 @@ def test_cli_add_with_profile_fetches_unknown_papers(config: Path, arxiv: Replay
         assert profile.authors == ("Yann LeCun", "Jürgen Schmidhuber")
         assert profile.examples[0].title == a.title
     engine.dispose()
+    code, out, _ = run(config, "list", "--json")
+    (listed,) = json.loads(out)
+    assert listed["papers"] == [a.arxiv_id, b.arxiv_id] and listed["authors"][0] == "Yann LeCun"
     code, out, _ = run(config, "export")
     row = list(csv.DictReader(io.StringIO(out)))[0]
     assert row["papers"] == f"{a.arxiv_id};{b.arxiv_id}"

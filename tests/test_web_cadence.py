@@ -30,11 +30,10 @@ def test_preferences_page_sets_cadence_and_language(
     )
     engine = make_engine(settings.database_url)
     with session_scope(engine) as session:
-        sid = service.add(
-            session, settings=settings, email="r@example.org", active=True
-        ).subscriber.id
+        sub = service.add(session, settings=settings, email="r@example.org", active=True).subscriber
+        sid, key = sub.id, sub.link_key
     assert sid is not None
-    path = "/" + link(settings, "preferences", sid).split("/", 3)[3]
+    path = "/" + link(settings, "preferences", sid, key).split("/", 3)[3]
     with make_client(settings, engine) as client:
         page = client.get(path)
         assert page.status_code == 200

@@ -44,8 +44,8 @@ def downgrade() -> None:
     op.drop_index("uq_issues_date_kind", table_name="issues")
     op.drop_index("ix_issues_date", table_name="issues")
     op.create_index("ix_issues_date", "issues", ["date"], unique=True)
-    with op.batch_alter_table("issues") as batch:
-        batch.drop_column("kind")
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("language")
-        batch.drop_column("cadence")
+    # A plain DROP COLUMN (SQLite 3.35+ has it): rebuilding these tables in batch mode would
+    # drop them, and their ON DELETE CASCADE children (deliveries, consents) with them.
+    op.drop_column("issues", "kind")
+    op.drop_column("subscribers", "language")
+    op.drop_column("subscribers", "cadence")
