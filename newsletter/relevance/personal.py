@@ -1,6 +1,7 @@
 """Each profiled reader's papers of the day: profiles and vectors read (and cached) from the
 database, then scored in bulk by ``score.rank_readers``. Readers without a profile are not
-here at all: the keyword selection serves them exactly as before.
+here at all: the keyword selection serves them exactly as before. numpy, scipy and the text
+models are imported only when someone has a profile, so a list without any pays nothing.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
@@ -22,11 +23,12 @@ from newsletter.email.selection import (
     select_all,
 )
 from newsletter.models import PaperRow
-from newsletter.relevance.embed import Matrix, TfidfSpace, blend, paper_text
 from newsletter.relevance.models import SubscriberExample, SubscriberProfile
 from newsletter.relevance.parsing import author_keys, authors_match
-from newsletter.relevance.score import Day, Pick, Reader, rank_readers
-from newsletter.relevance.vectors import interest_vectors, paper_vectors
+
+if TYPE_CHECKING:
+    from newsletter.relevance.embed import Matrix
+    from newsletter.relevance.score import Pick
 
 CHUNK = 900  # ids per IN (...) query
 
@@ -64,6 +66,9 @@ def _matrices(
     interest_profiles: Sequence[SubscriberProfile],
 ) -> tuple[Matrix, Matrix, Matrix]:
     """(papers, examples, interests) in the configured text model."""
+    from newsletter.relevance.embed import TfidfSpace, blend, paper_text
+    from newsletter.relevance.vectors import interest_vectors, paper_vectors
+
     model = settings.ranking.model
     pool = [e.paper for e in view.pool]
     dense: tuple[Matrix, Matrix, Matrix] | None = None
@@ -128,6 +133,10 @@ def personal_picks(
     ]
     if not profiled:
         return {}
+    import numpy as np
+
+    from newsletter.relevance.score import Day, Reader, rank_readers
+
     example_ids = sorted({a for p in profiled for a, _ in examples.get(p.id, ())})
     rows_by_id = {
         r.arxiv_id: r
