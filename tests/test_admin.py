@@ -475,7 +475,7 @@ def test_csv_export_and_import_use_the_cli_format(
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows == [
         list(csvio.HEADER),
-        ["one@example.org", "llm;agents", "", "active", "daily", ""],
+        ["one@example.org", "llm;agents", "", "active", "daily", "", "", "", ""],
     ]
     page = signed_in.get("/admin/subscribers")
     body = (
