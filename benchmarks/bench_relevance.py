@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter.arxiv_replay import RecordedEntry, load_recording  # noqa: E402
+from newsletter.arxiv.replay import RecordedEntry, load_recording  # noqa: E402
 from newsletter.config import RankingSettings  # noqa: E402
 from newsletter.domain import IssueEntry, Paper  # noqa: E402
 from newsletter.email.selection import TEXT_POINTS, TITLE_POINTS, compute_hits  # noqa: E402

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from newsletter.config import settings_for_tests
 from newsletter.db import make_engine, upgrade
 from newsletter.delivery.events import REASONS, _subscriber, event_id, handle_events
-from newsletter.delivery_models import WebhookEvent
+from newsletter.delivery.models import WebhookEvent
 from subscribers import service
 
 READERS = 100

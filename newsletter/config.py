@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from newsletter.arxiv_taxonomy import unknown_category_message
+from newsletter.arxiv.taxonomy import unknown_category_message
 
 ENV_PREFIX = "NEWSLETTER_"
 CONFIG_ENV = "NEWSLETTER_CONFIG"
@@ -254,7 +254,7 @@ class ScheduleSettings(_Section):
 
     @model_validator(mode="after")
     def _check_schedule(self) -> ScheduleSettings:
-        from newsletter.crontab import crontab_trigger
+        from newsletter.runtime.crontab import crontab_trigger
 
         crontab_trigger(self.cron, self.timezone)  # ValueError names the bad field
         return self

@@ -88,7 +88,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 # Tables our migrations create for a dependency, which no model describes: APScheduler's job
-# store (``newsletter.scheduler``). Autogenerate must neither drop nor compare them.
+# store (``newsletter.runtime.scheduler``). Autogenerate must neither drop nor compare them.
 FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
 
 
@@ -103,7 +103,7 @@ def include_object(
 
 def import_all_models() -> None:
     """Register every table on SQLModel.metadata (Alembic's autogenerate needs them all)."""
-    import newsletter.delivery_models  # noqa: F401
+    import newsletter.delivery.models  # noqa: F401
     import newsletter.models  # noqa: F401
     import newsletter.relevance.models  # noqa: F401
     import newsletter.web.admin.models  # noqa: F401

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from newsletter.arxiv_replay import ReplayServer
+from newsletter.arxiv.replay import ReplayServer
 from newsletter.config import Settings
 from newsletter.db import session_scope, upgrade
 from newsletter.email.preview import preview_email

@@ -1,7 +1,7 @@
 """Database tables of the pipeline: papers, issues, summaries, runs and locks.
 
 Subscriber tables live in ``subscribers.models``, delivery tables in
-``newsletter.delivery_models``; all are registered on ``SQLModel.metadata`` and created
+``newsletter.delivery.models``; all are registered on ``SQLModel.metadata`` and created
 by the Alembic migrations in ``alembic/``.
 """
 

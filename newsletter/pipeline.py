@@ -1,8 +1,8 @@
 """The stages of a day's run: fetch, store, rank, build the issue, summarise, archive, send.
 
 Stages are plain functions of a shared ``RunContext``, listed in ``DEFAULT_STAGES``; a stage ends
-the run early with ``ctx.stop``. ``newsletter.runner.finish_day`` is the one lifecycle that runs
-them (lock, record, skip the build stages of an issue already built).
+the run early with ``ctx.stop``. ``newsletter.runtime.runner.finish_day`` is the one lifecycle
+that runs them (lock, record, skip the build stages of an issue already built).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.engine import Engine
 
 from newsletter import archive, issue_store
-from newsletter.arxiv_client import ArxivClient, ArxivError
-from newsletter.arxiv_source import AnnouncementDateError, fetch_announcement
+from newsletter.arxiv.client import ArxivClient, ArxivError
+from newsletter.arxiv.source import AnnouncementDateError, fetch_announcement
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.domain import Announcement, IssueView, Summary

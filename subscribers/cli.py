@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.engine import Engine
 
-from newsletter.cli_app import ConfigOption, err_console, get_settings
+from newsletter.cli.app import ConfigOption, err_console, get_settings
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
 from subscribers import csvio, service

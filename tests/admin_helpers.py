@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.models import IssuePaperRow, IssueRow, PaperRow
 from subscribers.models import Subscriber, Suppression
 from subscribers.validation import email_hash, mailbox_key, normalise_email

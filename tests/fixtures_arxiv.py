@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newsletter.arxiv_replay import RecordedEntry, demo_recording_path, load_recording
+from newsletter.arxiv.replay import RecordedEntry, demo_recording_path, load_recording
 from newsletter.config import ArxivSettings, Settings, settings_for_tests
 
 ARXIV_DATA = Path(__file__).resolve().parent / "data" / "arxiv"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import feedparser
 
-from newsletter.arxiv_replay import demo_recording_path
+from newsletter.arxiv.replay import demo_recording_path
 from newsletter.domain import Announcement, Paper
 
 # The recorded API answer shipped for the demo (see newsletter/demo_data/arxiv/PROVENANCE.md).

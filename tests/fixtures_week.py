@@ -19,11 +19,11 @@ from typing import Any
 from rich.console import Console
 from sqlmodel import select
 
-from newsletter.arxiv_replay import RecordedEntry, ReplayServer
+from newsletter.arxiv.replay import RecordedEntry, ReplayServer
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.pipeline import RunResult
-from newsletter.runner import finish_day
+from newsletter.runtime.runner import finish_day
 from subscribers import service
 from subscribers.models import Subscriber
 

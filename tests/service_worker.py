@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from newsletter.config import settings_for_tests
 from newsletter.db import make_engine
-from newsletter.locking import DayLock
-from newsletter.runner import finish_day
+from newsletter.runtime.locking import DayLock
+from newsletter.runtime.runner import finish_day
 
 BATCH = 5
 

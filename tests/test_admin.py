@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.models import RunRow
 from newsletter.web.admin import chart, search, session, stats, throttle
 from newsletter.web.admin.models import AdminAudit, AdminSigninFailure

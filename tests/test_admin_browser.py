@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import Session, select
 
 from newsletter.db import make_engine, session_scope
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.web.admin.models import AdminAudit
 from newsletter.web.admin.throttle import PER_CLIENT
 from subscribers import csvio, service

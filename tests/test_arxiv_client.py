@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pypdf
 import pytest
 
-from newsletter.arxiv_client import ArxivClient, ArxivError
-from newsletter.arxiv_replay import answer_api, render_feed, render_pdf
+from newsletter.arxiv.client import ArxivClient, ArxivError
+from newsletter.arxiv.replay import answer_api, render_feed, render_pdf
 from tests.fixtures_arxiv import (
     EMPTY_PAGE,
     ERROR_PAGE,
@@ -234,7 +234,7 @@ def test_stop_interrupts_the_backoff_at_once(server: TestServer) -> None:
     import threading
     import time
 
-    from newsletter.arxiv_client import ArxivStopped
+    from newsletter.arxiv.client import ArxivStopped
 
     stop = threading.Event()
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from newsletter.arxiv_feed import FeedError, parse_feed, split_authors
+from newsletter.arxiv.feed import FeedError, parse_feed, split_authors
 from tests.fixtures_arxiv import ATOM_FEED, RATE_EXCEEDED, RSS_FEED
 
 

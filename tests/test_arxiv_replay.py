@@ -8,7 +8,7 @@ import arxiv
 import feedparser
 import httpx
 
-from newsletter.arxiv_replay import demo_server
+from newsletter.arxiv.replay import demo_server
 
 
 def test_demo_server_feed_api_and_pdf_over_http() -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from newsletter.arxiv_client import ArxivClient
-from newsletter.arxiv_replay import ReplayServer, answer_api, demo_server, render_feed
-from newsletter.arxiv_source import AnnouncementDateError, deduplicate, fetch_announcement
+from newsletter.arxiv.client import ArxivClient
+from newsletter.arxiv.replay import ReplayServer, answer_api, demo_server, render_feed
+from newsletter.arxiv.source import AnnouncementDateError, deduplicate, fetch_announcement
 from newsletter.config import Settings
 from tests.fixtures_arxiv import ATOM_FEED, FakeClock, recorded_entries, source_settings
 from tests.httpserver import Request, Response, TestServer

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from newsletter.arxiv_replay import (
+from newsletter.arxiv.replay import (
     RecordedEntry,
     ReplayServer,
     demo_recording_path,
@@ -33,7 +33,7 @@ from newsletter.db import make_engine, session_scope
 from newsletter.matching import term_in_text
 from newsletter.pipeline import DEFAULT_STAGES
 from newsletter.rhythm.weekly import send_weekly, unfinished
-from newsletter.runner import finish_day
+from newsletter.runtime.runner import finish_day
 from subscribers import service
 from tests.fixtures_delivery import FakeSendGrid
 from tests.fixtures_week import QUIET, WEEK, outbox, run_day, set_cadence, set_prefs

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fixtures_pipeline import old_bot_rank, recorded_papers, repo_config
 
-from newsletter.arxiv_replay import ReplayServer, demo_server
+from newsletter.arxiv.replay import ReplayServer, demo_server
 from newsletter.config import settings_for_tests
 from newsletter.ranking import rank_papers
 from tests.httpserver import Response, TestServer

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from newsletter import __version__
-from newsletter.cli import register_commands
+from newsletter.cli.main import register_commands
 
 # What typer prints when it guesses a metavar from a Python type instead of being told one.
 GUESSED = re.compile(r"<bool>|<str>|<int>|<path>|<list\[|list\[str\]|\{[a-zA-Z_]+\}|BOOLEAN")
@@ -88,12 +88,12 @@ def test_one_date_type_says_what_is_wrong(
 
 
 def test_the_shared_cli_module_and_subscribers_import_no_command_module() -> None:
-    """No cycle: commands import ``newsletter.cli_app``; only ``newsletter.cli`` imports them."""
+    """No cycle: commands import ``cli.app``; only ``cli.main`` imports them."""
     code = (
-        "import sys, newsletter.cli_app, subscribers.cli; "
-        "print(sorted(m for m in sys.modules if m in ('newsletter.cli', 'newsletter.cli_db', "
-        "'newsletter.cli_pipeline', 'newsletter.cli_delivery', 'newsletter.cli_email', "
-        "'newsletter.serve')))"
+        "import sys, newsletter.cli.app, subscribers.cli; "
+        "print(sorted(m for m in sys.modules if m in ('newsletter.cli.main', 'newsletter.cli.db', "
+        "'newsletter.cli.pipeline', 'newsletter.cli.delivery', 'newsletter.cli.email', "
+        "'newsletter.cli.serve')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

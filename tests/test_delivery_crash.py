@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from tests.fixtures_delivery import FakeSendGrid, seed_issue, seed_subscribers
 
 ROOT = Path(__file__).resolve().parent.parent

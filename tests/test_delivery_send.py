@@ -13,9 +13,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
 from newsletter.delivery.backends.file import FileBackend
+from newsletter.delivery.models import Delivery
 from newsletter.delivery.outbox import counts
 from newsletter.delivery.send import send_issue
-from newsletter.delivery_models import Delivery
 from newsletter.email import tags
 from newsletter.models import IssueRow
 from subscribers.models import Subscriber

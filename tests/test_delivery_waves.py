@@ -14,9 +14,9 @@ from sqlalchemy.engine import Engine
 from newsletter.db import make_engine
 from newsletter.delivery.backends import Batch, Recipient, Sender
 from newsletter.delivery.backends.sendgrid import SendGridBackend, plan_requests
+from newsletter.delivery.models import Delivery
 from newsletter.delivery.send import send_issue
 from newsletter.delivery.waves import run_waves
-from newsletter.delivery_models import Delivery
 from newsletter.email.render import RenderedEmail
 from tests.fixtures_delivery import (
     API_KEY,

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from newsletter.delivery.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from newsletter.delivery.models import WebhookEvent
 from newsletter.delivery.outbox import NewDelivery, enqueue
 from newsletter.delivery.suppression import email_hash
-from newsletter.delivery_models import WebhookEvent
 from newsletter.web.webhooks import make_router
 from subscribers.models import Subscriber, Suppression
 from tests.fixtures_delivery import delivery_settings, seed_issue, seed_subscribers

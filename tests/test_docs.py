@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from newsletter.cli import register_commands
+from newsletter.cli.main import register_commands
 from newsletter.config_docs import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent

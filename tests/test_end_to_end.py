@@ -16,7 +16,7 @@ import pytest
 from fixtures_summaries import ENV, FakeOpenAI, ai_section
 from test_cli import _config, _env, cli
 
-from newsletter.arxiv_replay import ReplayServer, demo_server
+from newsletter.arxiv.replay import ReplayServer, demo_server
 from tests.httpserver import Response, TestServer
 
 SECRET = "e2e-Vb7Kq2Lm9Xw4Rt6Yp1Zs8Nd3Hc5Jf0Ga"

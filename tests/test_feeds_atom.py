@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 from starlette.testclient import TestClient
 
-from newsletter.arxiv_calendar import announcement_time
+from newsletter.arxiv.calendar import announcement_time
 from newsletter.config import Settings
 from newsletter.web.app import create_app
 from tests.test_web_service import DAY, OLD, site_of

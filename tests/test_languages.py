@@ -18,7 +18,7 @@ from fixtures_summaries import FakeOpenAI, _error, ai_section, summary_json
 from starlette.testclient import TestClient
 from test_cadence import ENTRIES, _add, _point, _settings
 
-from newsletter.arxiv_replay import ReplayServer, demo_server
+from newsletter.arxiv.replay import ReplayServer, demo_server
 from newsletter.config import Settings
 from newsletter.db import make_engine
 from newsletter.domain import IssueEntry, IssueView, Paper

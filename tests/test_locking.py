@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from newsletter.db import make_engine
-from newsletter.locking import DayLock, advisory_key
+from newsletter.runtime.locking import DayLock, advisory_key
 from tests.fixtures_service import start_worker, wait_for
 
 

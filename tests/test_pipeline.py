@@ -19,7 +19,7 @@ from newsletter.pipeline import (
     Stage,
     check_announcement,
 )
-from newsletter.runner import finish_day
+from newsletter.runtime.runner import finish_day
 
 D = dt.date(2026, 4, 21)
 QUIET = Console(file=open("/dev/null", "w"), force_terminal=False)  # noqa: SIM115
@@ -184,7 +184,7 @@ def test_a_built_issue_with_queued_deliveries_is_not_done(
     built it was killed): the next run without a date sends them, and only them."""
     from sqlalchemy import update
 
-    from newsletter.delivery_models import Delivery
+    from newsletter.delivery.models import Delivery
     from tests.fixtures_delivery import seed_subscribers, with_secret
 
     s = with_secret(_settings(make_settings))

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.arxiv_replay import ReplayServer, demo_server
+from newsletter.arxiv.replay import ReplayServer, demo_server
 from newsletter.config import settings_for_tests
 from newsletter.db import make_engine, session_scope
 from subscribers import service

@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from newsletter.arxiv_replay import ReplayServer, demo_server
-from newsletter.cli import register_commands
+from newsletter.arxiv.replay import ReplayServer, demo_server
+from newsletter.cli.main import register_commands
 from newsletter.db import make_engine, session_scope
 from newsletter.models import PaperRow
 from newsletter.relevance.models import SubscriberExample, SubscriberProfile

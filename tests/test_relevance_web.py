@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from newsletter.arxiv_replay import ReplayServer, demo_server
+from newsletter.arxiv.replay import ReplayServer, demo_server
 from newsletter.config import Settings, settings_for_tests
 from newsletter.db import session_scope
 from newsletter.relevance.profiles import ProfileView, profile_of

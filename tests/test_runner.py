@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.delivery_models import Delivery
-from newsletter.locking import DayLock
+from newsletter.delivery.models import Delivery
 from newsletter.models import IssueRow, RunRow
 from newsletter.pipeline import DEFAULT_STAGES, Stage, check_announcement
-from newsletter.runner import (
+from newsletter.runtime.locking import DayLock
+from newsletter.runtime.runner import (
     finish_day,
     finish_unfinished,
     lock_name,
@@ -149,7 +149,7 @@ def test_two_processes_running_the_real_pipeline_send_each_email_once(
 ) -> None:
     """Two OS processes run the real digest for the same day against one database: one builds
     and sends it, the other meets the lock or the sent issue; nobody is mailed twice."""
-    from newsletter.arxiv_replay import demo_server
+    from newsletter.arxiv.replay import demo_server
     from newsletter.config import settings_for_tests
     from subscribers import service
 

@@ -19,9 +19,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
 from newsletter.config import ConfigError, Settings, load_settings
-from newsletter.crontab import crontab_trigger, day_of_week_names, next_fire_times
 from newsletter.db import make_engine
-from newsletter.scheduler import JOB_ID, JOBSTORE_TABLE, DigestScheduler, stored_next_run
+from newsletter.runtime.crontab import crontab_trigger, day_of_week_names, next_fire_times
+from newsletter.runtime.scheduler import JOB_ID, JOBSTORE_TABLE, DigestScheduler, stored_next_run
 from tests.fixtures_service import RecordingFire, wait_for
 
 UTC = dt.UTC
@@ -220,7 +220,7 @@ def test_a_closing_scheduler_hands_out_no_due_job(
     """APScheduler looks for due jobs once more after ``shutdown``; the job store answers
     none then, so a run due at that moment stays due for the next start instead of being
     stored as done."""
-    from newsletter.scheduler import _JobStore
+    from newsletter.runtime.scheduler import _JobStore
 
     settings = make_settings()
     now = dt.datetime.now(UTC)

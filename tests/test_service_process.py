@@ -27,10 +27,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from newsletter.arxiv_replay import ReplayServer, demo_server
+from newsletter.arxiv.replay import ReplayServer, demo_server
 from newsletter.config import Settings, load_settings
-from newsletter.delivery_models import Delivery
-from newsletter.scheduler import JOB_ID, JOBSTORE_TABLE, DigestScheduler
+from newsletter.delivery.models import Delivery
+from newsletter.runtime.scheduler import JOB_ID, JOBSTORE_TABLE, DigestScheduler
 from tests.fixtures_delivery import API_KEY, SECRET, FakeSendGrid, seed_subscribers
 from tests.fixtures_pipeline import recorded_papers, repo_config
 from tests.fixtures_service import RecordingFire, wait_for

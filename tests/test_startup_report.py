@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import settings_for_tests
-from newsletter.startup_report import log_startup, startup_lines
+from newsletter.runtime.startup_report import log_startup, startup_lines
 
 MONDAY = dt.datetime(2026, 5, 4, 6, 0, tzinfo=dt.UTC)
 
@@ -31,7 +31,7 @@ def test_file_backend_says_where_the_mail_is_written_and_warns(
         "schedule: daily digest at cron '40 5 * * 1-5' (UTC); next run 2026-05-05T05:40+00:00",
         "database: postgresql+psycopg://news:***@db.internal:5432/news",
     ]
-    with caplog.at_level(logging.INFO, logger="newsletter.serve"):
+    with caplog.at_level(logging.INFO, logger="newsletter.cli.serve"):
         log_startup(s, scheduler=True)
     assert "s3cret" not in caplog.text
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

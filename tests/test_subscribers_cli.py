@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsletter.cli import register_commands
+from newsletter.cli.main import register_commands
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from newsletter.cli import register_commands
+from newsletter.cli.main import register_commands
 from newsletter.config import Settings
 from subscribers.csvio import FORMULA_STARTS, neutralise, restore
 

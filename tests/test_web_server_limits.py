@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from newsletter.config import settings_for_tests
 from newsletter.db import make_engine
 from newsletter.delivery.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, handle_events
-from newsletter.delivery_models import WebhookEvent
+from newsletter.delivery.models import WebhookEvent
 from subscribers import service
 from subscribers.links import link
 from subscribers.models import Subscriber

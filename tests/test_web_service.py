@@ -19,11 +19,11 @@ from starlette.testclient import TestClient
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
-from newsletter.delivery_models import Delivery
-from newsletter.locking import DayLock
+from newsletter.delivery.models import Delivery
 from newsletter.models import IssueRow, RunRow
-from newsletter.runner import lock_name
-from newsletter.service import launcher_for
+from newsletter.runtime.locking import DayLock
+from newsletter.runtime.runner import lock_name
+from newsletter.runtime.service import launcher_for
 from newsletter.summaries.prompt import load_prompt
 from newsletter.web.app import create_app
 from subscribers.models import Subscriber

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from newsletter.delivery.backends.sendgrid import MESSAGE_ID_ARG
-from newsletter.delivery_models import Delivery, WebhookEvent
+from newsletter.delivery.models import Delivery, WebhookEvent
 from subscribers.errors import InvalidInput
 from subscribers.models import Subscriber
 from subscribers.service import SuppressionReason, suppress

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from newsletter.delivery.backends.base import Outcome
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.models import utcnow
 
 TABLE = Delivery.__table__  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from newsletter.arxiv_client import ArxivClient, ArxivError
+from newsletter.arxiv.client import ArxivClient, ArxivError
 from newsletter.config import Settings
 from newsletter.domain import Paper
 from newsletter.issue_store import save_papers

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from newsletter.config import WEEKDAYS, Settings
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.domain import IssueEntry, IssueView
 from newsletter.email.loading import Audience, active_prefs
 from newsletter.email.selection import Selection, SubscriberPrefs, select_all

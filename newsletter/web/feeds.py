@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import Session, col, select
 from starlette.responses import Response
 
-from newsletter.arxiv_calendar import announcement_time
+from newsletter.arxiv.calendar import announcement_time
 from newsletter.config import Settings
 from newsletter.domain import IssueEntry
 from newsletter.feedxml import FeedItem, FeedMeta, atom, rss

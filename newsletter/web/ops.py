@@ -19,11 +19,11 @@ from sqlmodel import Session, col, select
 from starlette.responses import JSONResponse, Response
 
 from newsletter.config import Settings
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.models import IssueRow, RunRow, daily_issue
-from newsletter.runner import waiting_by_issue
-from newsletter.scheduler import stored_next_run
-from newsletter.service import launcher_for
+from newsletter.runtime.runner import waiting_by_issue
+from newsletter.runtime.scheduler import stored_next_run
+from newsletter.runtime.service import launcher_for
 from newsletter.web.admin_auth import refusal
 from newsletter.web.deps import EngineDep
 

@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.domain import IssueEntry
 from newsletter.email.loading import prefs_of
 from newsletter.email.selection import select_all

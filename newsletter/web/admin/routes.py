@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.models import IssueRow, daily_issue, utcnow
-from newsletter.scheduler import stored_next_run
+from newsletter.runtime.scheduler import stored_next_run
 from newsletter.web.admin import (
     MAX_IMPORT_BYTES,
     actions,

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
 from newsletter.pipeline import RunResult
-from newsletter.runner import finish_day
+from newsletter.runtime.runner import finish_day
 
 log = logging.getLogger(__name__)
 

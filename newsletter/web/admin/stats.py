@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
-from newsletter.delivery_models import Delivery
+from newsletter.delivery.models import Delivery
 from newsletter.models import IssuePaperRow, IssueRow, RunRow, SummaryRow, utcnow
 from subscribers import service
 from subscribers.models import STATUSES, Consent, Suppression

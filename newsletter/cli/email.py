@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli_app import ConfigOption, console, date_option, err_console, get_settings
+from newsletter.cli.app import ConfigOption, console, date_option, err_console, get_settings
 from newsletter.db import make_engine, session_scope, upgrade
 from newsletter.email.preview import PreviewError, preview_email
 from newsletter.email.render import TemplateError

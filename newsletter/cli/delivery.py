@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli_app import ConfigOption, date_option, err_console, get_settings
+from newsletter.cli.app import ConfigOption, date_option, err_console, get_settings
 
 
 def send(
@@ -21,10 +21,10 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Send a built issue to every active subscriber not yet sent to (SIGTERM stops gracefully)."""
-    from newsletter.cli_pipeline import report
+    from newsletter.cli.pipeline import report
     from newsletter.config import ConfigError
     from newsletter.delivery.preflight import check_ready
-    from newsletter.runner import finish_day
+    from newsletter.runtime.runner import finish_day
 
     settings = get_settings(config)
     day = date or dt.datetime.now(dt.UTC).date()

@@ -1,6 +1,6 @@
 """The ``newsletter`` command: every command registered in this one place.
 
-The shared objects (app, consoles, options, settings loading) live in ``newsletter.cli_app``; the
+The shared objects (app, consoles, options, settings loading) live in ``newsletter.cli.app``; the
 command modules import only that, and this module imports them all, so nothing imports back.
 
 Exit codes: 0 success (including "no announcement today"), 1 failure,
@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import typer
 
-from newsletter import cli_db, cli_delivery, cli_email, cli_pipeline, serve
-from newsletter.cli_app import app
+from newsletter.cli import db as cli_db
+from newsletter.cli import delivery as cli_delivery
+from newsletter.cli import email as cli_email
+from newsletter.cli import pipeline as cli_pipeline
+from newsletter.cli import serve
+from newsletter.cli.app import app
 from subscribers.cli import subscribers_app
 
 app.command("run")(cli_pipeline.run)

@@ -23,11 +23,10 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from newsletter import issue_store
-from newsletter.arxiv_client import ArxivClient, ArxivStopped
+from newsletter.arxiv.client import ArxivClient, ArxivStopped
 from newsletter.config import Settings
 from newsletter.db import display_url, make_engine, session_scope, upgrade
-from newsletter.delivery_models import Delivery
-from newsletter.locking import DayLock
+from newsletter.delivery.models import Delivery
 from newsletter.models import IssueRow, RunRow, utcnow
 from newsletter.pipeline import (
     DEFAULT_STAGES,
@@ -39,6 +38,7 @@ from newsletter.pipeline import (
     ok_message,
 )
 from newsletter.rhythm.weekly import unfinished as weekly_unfinished
+from newsletter.runtime.locking import DayLock
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ every request, retries with exponential backoff on 429, 5xx, read timeouts, and 
 malformed pages (a ``Retry-After`` header is honoured), and an ArxivError naming the URL and the
 number of tries when arXiv stays unavailable. A failure to connect at all (DNS, refused, connect
 timeout) is not arXiv being busy: it is tried ``CONNECT_TRIES`` times, seconds apart, then
-reported. API queries and their Atom pages are ``newsletter.arxiv_api``'s (no `arxiv` package:
+reported. API queries and their Atom pages are ``newsletter.arxiv.api``'s (no `arxiv` package:
 it offers no public way to route its requests through this client).
 """
 
@@ -25,8 +25,8 @@ import httpx
 from lxml import etree
 
 from newsletter import __version__
-from newsletter.arxiv_api import parse_api_page, query_url
-from newsletter.arxiv_feed import ARXIV_ID_RE, NS
+from newsletter.arxiv.api import parse_api_page, query_url
+from newsletter.arxiv.feed import ARXIV_ID_RE, NS
 from newsletter.config import ArxivSettings
 from newsletter.domain import Paper
 from newsletter.retry_after import retry_after_seconds

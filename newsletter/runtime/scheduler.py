@@ -3,7 +3,7 @@
 The job store keeps the digest job's next run time across restarts, so a service that was down
 at the scheduled time runs once when it comes back within ``schedule.misfire_grace_seconds``
 (coalesced: never twice), and not at all when it comes back later (the next fire time then
-takes over). Every fire calls ``newsletter.runner.run_due`` (the service passes it in): it
+takes over). Every fire calls ``newsletter.runtime.runner.run_due`` (the service passes it in): it
 finishes the unfinished days of the window, then today's, each under its day's lock, which makes
 it safe for several processes to share one job store.
 """
@@ -25,13 +25,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
-from newsletter.crontab import crontab_trigger
+from newsletter.runtime.crontab import crontab_trigger
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "daily-digest"
 JOBSTORE_TABLE = "apscheduler_jobs"
-JOB_FUNC_REF = "newsletter.scheduler:scheduled_run"
+JOB_FUNC_REF = "newsletter.runtime.scheduler:scheduled_run"
 
 
 Fire = Callable[[], object]

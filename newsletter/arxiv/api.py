@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from lxml import etree
 
-from newsletter.arxiv_feed import ARXIV_ID_RE, NS, normalise_text, normalise_title
+from newsletter.arxiv.feed import ARXIV_ID_RE, NS, normalise_text, normalise_title
 from newsletter.domain import Paper
 
 log = logging.getLogger(__name__)

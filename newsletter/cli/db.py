@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli_app import ConfigOption, console, get_settings
+from newsletter.cli.app import ConfigOption, console, get_settings
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 

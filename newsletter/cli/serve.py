@@ -1,6 +1,6 @@
 """``newsletter serve``: the web app under uvicorn, with the scheduler beside it.
 
-``newsletter.service.background`` starts the daily schedule once the database is migrated
+``newsletter.runtime.service.background`` starts the daily schedule once the database is migrated
 (unless ``--no-scheduler`` or ``schedule.enabled`` is false) and stops it gracefully with the
 app: on SIGTERM uvicorn shuts the app down, the scheduler stops, and a running digest finishes
 its in-flight batch and records where it stopped.
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli_app import ConfigOption, err_console, get_settings
+from newsletter.cli.app import ConfigOption, err_console, get_settings
 from newsletter.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ def serve(settings: Settings, *, host: str, port: int, scheduler: bool = True) -
     import uvicorn
 
     from newsletter.email.sender_checks import warn_about_sender
-    from newsletter.service import background
-    from newsletter.startup_report import log_startup
+    from newsletter.runtime.service import background
+    from newsletter.runtime.startup_report import log_startup
     from newsletter.web.app import create_app
 
     warn_about_sender(settings)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli_app import (
+from newsletter.cli.app import (
     ConfigOption,
     DebugOption,
     console,
@@ -27,7 +27,7 @@ from newsletter.cli_app import (
 from newsletter.config import ConfigError, Settings
 from newsletter.db import display_url
 from newsletter.pipeline import RunResult
-from newsletter.runner import finish_day
+from newsletter.runtime.runner import finish_day
 
 
 def report(result: RunResult, *, debug: bool) -> int:
@@ -126,7 +126,7 @@ def demo(
     debug: DebugOption = False,
 ) -> None:
     """Run the whole pipeline offline on a recorded real arXiv day, mailing sample readers."""
-    from newsletter.arxiv_replay import demo_server
+    from newsletter.arxiv.replay import demo_server
     from newsletter.db import make_engine
     from newsletter.demo import (
         SAMPLE_READERS,

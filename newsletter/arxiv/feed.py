@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from newsletter.arxiv_calendar import ARXIV_TZ
+from newsletter.arxiv.calendar import ARXIV_TZ
 from newsletter.domain import ANNOUNCE_TYPES
 
 NS = {

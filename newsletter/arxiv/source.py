@@ -2,7 +2,7 @@
 
 Rules (documented in docs/arxiv.md):
 - ``date=None``: today's feed, whatever its date. ``date=D``: the feed when it is D's, otherwise
-  the API's papers first submitted in D's submission window (see arxiv_calendar); D may lie at
+  the API's papers first submitted in D's submission window (see arxiv.calendar); D may lie at
   most ``days_back`` days before today.
 - Entries of the same paper collapse into one, with the strongest announce type
   (new > cross > replace > replace-cross). A ``cross`` whose API primary category is configured
@@ -19,14 +19,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from newsletter.arxiv_calendar import (
+from newsletter.arxiv.calendar import (
     ARXIV_TZ,
     announcement_date,
     is_announcement_day,
     submission_window,
 )
-from newsletter.arxiv_client import ArxivClient, ArxivError
-from newsletter.arxiv_feed import FeedEntry, FeedError, ParsedFeed, parse_feed
+from newsletter.arxiv.client import ArxivClient, ArxivError
+from newsletter.arxiv.feed import FeedEntry, FeedError, ParsedFeed, parse_feed
 from newsletter.config import Settings
 from newsletter.domain import ANNOUNCE_TYPES, Announcement, Paper
 

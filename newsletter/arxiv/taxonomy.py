@@ -1,4 +1,4 @@
-"""arXiv's subject classes (``arxiv_categories.tsv`` beside this module, with its provenance), to
+"""arXiv's subject classes (``categories.tsv`` beside this module, with its provenance), to
 check configured categories and suggest the one a typo meant."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import difflib
 from functools import cache
 from pathlib import Path
 
-TAXONOMY_FILE = Path(__file__).resolve().parent / "arxiv_categories.tsv"
+TAXONOMY_FILE = Path(__file__).resolve().parent / "categories.tsv"
 
 
 @cache

@@ -1,7 +1,7 @@
 """What every ``newsletter`` command shares: the app, the two consoles, the common options, the
 date type, and loading the settings once.
 
-Command modules import from here and ``newsletter.cli`` registers them all; this module imports
+Command modules import from here and ``newsletter.cli.main`` registers them all; this module imports
 none of them, so there is no import cycle. Output for people (results, what was written where) goes
 to stdout through ``console``; errors, warnings and log lines go to stderr (``err_console`` and
 ``logging``), so ``newsletter demo > log`` keeps the results and ``subscribers export`` stays CSV.

@@ -1,6 +1,6 @@
 """What ``newsletter serve`` is about to do, said once on start: where the site is, where mail
 goes, when the digest runs and which database it uses (never a password). Which config file was
-read is said by every command already (``newsletter.cli_app.get_settings``)."""
+read is said by every command already (``newsletter.cli.app.get_settings``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import logging
 from pathlib import Path
 
 from newsletter.config import Settings
-from newsletter.crontab import crontab_trigger, next_fire_times
 from newsletter.db import display_url
+from newsletter.runtime.crontab import crontab_trigger, next_fire_times
 
-log = logging.getLogger("newsletter.serve")
+log = logging.getLogger("newsletter.cli.serve")
 
 
 def delivery_line(settings: Settings) -> str:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
-from newsletter.locking import DayLock
 from newsletter.models import utcnow
-from newsletter.runner import day_state, finish_day, lock_name, resume, run_due
-from newsletter.scheduler import DigestScheduler, stored_next_run
+from newsletter.runtime.locking import DayLock
+from newsletter.runtime.runner import day_state, finish_day, lock_name, resume, run_due
+from newsletter.runtime.scheduler import DigestScheduler, stored_next_run
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from newsletter.arxiv_calendar import ARXIV_TZ, announcement_date
-from newsletter.arxiv_feed import ARXIV_ID_RE, NS
+from newsletter.arxiv.calendar import ARXIV_TZ, announcement_date
+from newsletter.arxiv.feed import ARXIV_ID_RE, NS
 
 DEMO_RECORDING = "yanhua_search-cat-cs.LG_max50_50entries_2026-04-22.xml"
 _ATOM_HEAD = (

@@ -1,0 +1,1 @@
+"""Fetching a day from arXiv: the one client, the feed and API parsers, the calendar, replays."""

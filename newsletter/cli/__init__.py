@@ -1,0 +1,1 @@
+"""The ``newsletter`` command: shared objects in ``app``, every command registered in ``main``."""
