@@ -66,9 +66,9 @@ def test_sqlite_stale_lock_is_taken_over_and_old_holder_cannot_free_it(sqlite_ur
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # advisory locks are PG's
 def test_postgres_lock_dies_with_the_holding_process(engine: Engine, database_url: str) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's")
+    assert engine.dialect.name == "postgresql"
     proc = start_worker(["hold-lock", database_url, "digest:kill"])
     try:
         assert proc.stdout is not None
