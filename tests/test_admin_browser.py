@@ -6,15 +6,11 @@ queued send runs, the session signs out and expires, a wrong token is throttled.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -25,10 +21,10 @@ from newsletter.web.admin.throttle import PER_CLIENT
 from subscribers import csvio, service
 from subscribers.models import Subscriber
 from tests.admin_helpers import ADMIN_TOKEN, is_suppressed, seed_issue
+from tests.live_server import free_port, live_serve, serve_env
 from tests.subscriber_helpers import SECRET
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _require_chromium
+from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser
 DAY = dt.date(2026, 5, 12)
 
@@ -36,59 +32,22 @@ DAY = dt.date(2026, 5, 12)
 @contextmanager
 def serving(tmp_path: Path, session_hours: float = 12.0) -> Iterator[tuple[str, str]]:
     """`newsletter serve` with an admin token; yields its URL and database URL."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     database_url = f"sqlite:///{tmp_path}/admin.db"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "NEWSLETTER_SECRET_KEY": SECRET,
-        "NEWSLETTER_ADMIN_TOKEN": ADMIN_TOKEN,
-        "NEWSLETTER_WEB__ADMIN_SESSION_HOURS": str(session_hours),
-        "NEWSLETTER_DATABASE_URL": database_url,
-        "NEWSLETTER_BASE_URL": url,
-        "NEWSLETTER_DELIVERY__OUTBOX_DIR": str(tmp_path / "outbox"),
-        "NEWSLETTER_CATEGORIES": "cs.AI,cs.CL,cs.LG",
-        "NEWSLETTER_LOG_LEVEL": "WARNING",
-    }
-    env.pop("NEWSLETTER_CONFIG", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "newsletter",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-scheduler",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    env = serve_env(
+        url,
+        {
+            "NEWSLETTER_SECRET_KEY": SECRET,
+            "NEWSLETTER_ADMIN_TOKEN": ADMIN_TOKEN,
+            "NEWSLETTER_WEB__ADMIN_SESSION_HOURS": str(session_hours),
+            "NEWSLETTER_DATABASE_URL": database_url,
+            "NEWSLETTER_DELIVERY__OUTBOX_DIR": str(tmp_path / "outbox"),
+            "NEWSLETTER_CATEGORIES": "cs.AI,cs.CL,cs.LG",
+        },
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/admin/login", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"newsletter serve did not start:\n{out}")
-        time.sleep(0.05)
-    try:
+    with live_serve(port, env, tmp_path, ready_path="/admin/login"):
         yield url, database_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _seed(database_url: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ from newsletter.email.render import DigestRenderer, RenderedEmail, shared_conten
 from newsletter.email.selection import SubscriberPrefs, select_all
 from tests.fixtures_delivery import API_KEY, ENV, delivery_settings
 from tests.fixtures_email import make_view, recorded_papers
+from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "build" / "node" / "node_modules" / ".bin" / "prism"
@@ -34,12 +35,6 @@ BODY = RenderedEmail(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def prism_url() -> Iterator[str]:
     if not PRISM.exists() or not SPEC.exists():
@@ -49,7 +44,7 @@ def prism_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(SPEC)],
         stdout=subprocess.DEVNULL,

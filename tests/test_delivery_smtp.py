@@ -6,7 +6,6 @@ import datetime as dt
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from newsletter.delivery.send import send_issue
 from tests.fixtures_delivery import delivery_settings, recorded_view, seed_issue, seed_subscribers
 from tests.fixtures_email import RECORDED_DAY
 from tests.independent_parsers import mailparser, raw_header_lines
+from tests.live_server import free_port
 from tests.test_delivery_sendgrid import batch
 
 USER, PASSWORD = "digest", "s3cret-pass"
@@ -94,12 +94,6 @@ def _auth(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -
     return AuthResult(success=ok)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _server(cert: tuple[Path, Path], security: str) -> tuple[Controller, Inbox]:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*cert)
@@ -110,7 +104,7 @@ def _server(cert: tuple[Path, Path], security: str) -> tuple[Controller, Inbox]:
         kw.update(tls_context=ctx, require_starttls=True)
     elif security == "tls":
         kw.update(ssl_context=ctx)
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), **kw)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), **kw)
     controller.start()
     return controller, inbox
 

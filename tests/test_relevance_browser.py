@@ -4,14 +4,9 @@ remove an example; a 5 MB file is refused with a message and changes nothing."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from newsletter.arxiv.replay import ReplayServer, demo_server
@@ -20,63 +15,36 @@ from newsletter.db import make_engine, session_scope
 from subscribers import service
 from subscribers.links import preferences_url
 from subscribers.models import Subscriber
+from tests.live_server import free_port, live_serve, serve_env
 from tests.subscriber_helpers import SECRET, with_secret
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _require_chromium
+from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], ReplayServer]]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with demo_server() as arxiv:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "NEWSLETTER_SECRET_KEY": SECRET,
-            "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path}/web.db",
-            "NEWSLETTER_BASE_URL": url,
-            "NEWSLETTER_CATEGORIES": "cs.AI,cs.LG",
-            "NEWSLETTER_ARXIV__API_URL": arxiv.api_url,
-            "NEWSLETTER_ARXIV__DELAY_SECONDS": "0",
-            "NEWSLETTER_LOG_LEVEL": "WARNING",
-        }
-        env.pop("NEWSLETTER_CONFIG", None)
-        cmd = [sys.executable, "-m", "newsletter"]
-        proc = subprocess.Popen(
-            [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        env = serve_env(
+            url,
+            {
+                "NEWSLETTER_SECRET_KEY": SECRET,
+                "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path}/web.db",
+                "NEWSLETTER_CATEGORIES": "cs.AI,cs.LG",
+                "NEWSLETTER_ARXIV__API_URL": arxiv.api_url,
+                "NEWSLETTER_ARXIV__DELAY_SECONDS": "0",
+            },
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("newsletter serve did not start")
-            time.sleep(0.05)
-        engine = make_engine(env["NEWSLETTER_DATABASE_URL"])  # migrated by the server
-        with session_scope(engine) as session:
-            service.add(
-                session, settings=settings_for_tests(), email="reader@example.org", active=True
-            )
-        engine.dispose()
-        try:
+        with live_serve(port, env, tmp_path):
+            engine = make_engine(env["NEWSLETTER_DATABASE_URL"])  # migrated by the server
+            with session_scope(engine) as session:
+                service.add(
+                    session, settings=settings_for_tests(), email="reader@example.org", active=True
+                )
+            engine.dispose()
             yield url, env, arxiv
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def test_profile_on_the_preferences_page_in_chromium(

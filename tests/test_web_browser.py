@@ -4,10 +4,6 @@ change preferences, unsubscribe. Screenshots are kept in the artifacts directory
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +11,9 @@ import httpx
 import pytest
 
 from newsletter.config import settings_for_tests
+from tests.live_server import free_port, live_serve, serve_env
 from tests.subscriber_helpers import SECRET, link_in, wait_for_outbox
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -37,66 +33,23 @@ def _require_chromium() -> None:
         pytest.skip("Debian's chromium is not installed; run scripts/test-deps.sh")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`newsletter serve` in a subprocess on SQLite; yields its URL and the outbox folder."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     outbox_dir = tmp_path / "outbox"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "NEWSLETTER_SECRET_KEY": SECRET,
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path}/web.db",
-        "NEWSLETTER_BASE_URL": url,
-        "NEWSLETTER_DELIVERY__OUTBOX_DIR": str(outbox_dir),
-        "NEWSLETTER_CATEGORIES": "cs.AI,cs.CL,cs.LG",
-        "NEWSLETTER_LOG_LEVEL": "WARNING",
-    }
-    env.pop("NEWSLETTER_CONFIG", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "newsletter",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-scheduler",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    env = serve_env(
+        url,
+        {
+            "NEWSLETTER_SECRET_KEY": SECRET,
+            "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path}/web.db",
+            "NEWSLETTER_DELIVERY__OUTBOX_DIR": str(outbox_dir),
+            "NEWSLETTER_CATEGORIES": "cs.AI,cs.CL,cs.LG",
+        },
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"newsletter serve did not start:\n{out}")
-        time.sleep(0.05)
-    try:
+    with live_serve(port, env, tmp_path):
         yield url, outbox_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_signup_confirm_preferences_unsubscribe_in_chromium(

@@ -30,6 +30,7 @@ from newsletter.delivery.models import WebhookEvent
 from subscribers import service
 from subscribers.links import link
 from subscribers.models import Subscriber
+from tests.live_server import free_port
 from tests.subscriber_helpers import SECRET, with_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +45,6 @@ class Server:
     db_url: str
     private: ec.EllipticCurvePrivateKey
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _up(base: str) -> bool:
@@ -80,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             }
         )
     )
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
     log = tmp_path / "server.log"
     with log.open("wb") as out:
