@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-from sqlalchemy import text
 from sqlmodel import Session
 
+from benchmarks.scratch import scratch_database
 from benchmarks.subscribers_import import make_csv
 from newsletter.config import settings_for_tests
 from newsletter.db import make_engine, session_scope, upgrade
@@ -90,20 +87,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--pg", default=None, help="PostgreSQL admin URL, e.g. .../postgres")
     args = parser.parse_args()
-    if args.pg:
-        name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            run(args.pg.rsplit("/", 1)[0] + f"/{name}", args.rows, args.repeat)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.rows, args.repeat)
+    with scratch_database(args.pg) as url:
+        run(url, args.rows, args.repeat)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,11 @@ from __future__ import annotations
 import argparse
 import io
 import resource
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-from sqlalchemy import text
 from sqlmodel import Session, func, select
 
+from benchmarks.scratch import scratch_database
 from newsletter.config import settings_for_tests
 from newsletter.db import make_engine, session_scope, upgrade
 from subscribers import csvio, service
@@ -43,20 +40,8 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=2_000)
     parser.add_argument("--pg", default=None, help="PostgreSQL admin URL, e.g. .../postgres")
     args = parser.parse_args()
-    if args.pg:
-        name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            run(args, args.pg.rsplit("/", 1)[0] + f"/{name}")
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        run(args, f"sqlite:///{Path(tmp) / 'bench.db'}")
+    with scratch_database(args.pg) as url:
+        run(args, url)
 
 
 def run(args: argparse.Namespace, url: str) -> None:

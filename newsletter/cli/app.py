@@ -13,7 +13,9 @@ import calendar
 import datetime as dt
 import logging
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -114,6 +116,24 @@ def get_settings(config: Path | None, *, debug: bool = False) -> Settings:
 # Libraries whose INFO lines are chatter for an operator (Alembic's nine lines a command, every
 # HTTP request): shown only with --debug.
 CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "openai", "arxiv")
+
+
+def ready_to_send(settings: Settings) -> None:
+    """Refuse, with exit code 2, a sending run that configuration alone would make fail."""
+    from newsletter.delivery.preflight import check_ready
+
+    try:
+        check_ready(settings)
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def stop_on_sigterm() -> threading.Event:
+    """An event SIGTERM sets: a run stops between stages and send waves, the next one resumes."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    return stop
 
 
 def setup_logging(level: str, *, debug: bool = False) -> None:

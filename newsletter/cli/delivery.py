@@ -7,13 +7,18 @@ another process holds it), with the issue's stored summaries, sending what is st
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
 from typing import Annotated
 
 import typer
 
-from newsletter.cli.app import ConfigOption, date_option, err_console, get_settings
+from newsletter.cli.app import (
+    ConfigOption,
+    date_option,
+    err_console,
+    get_settings,
+    ready_to_send,
+    stop_on_sigterm,
+)
 
 
 def send(
@@ -22,19 +27,12 @@ def send(
 ) -> None:
     """Send a built issue to every active subscriber not yet sent to (SIGTERM stops gracefully)."""
     from newsletter.cli.pipeline import report
-    from newsletter.config import ConfigError
-    from newsletter.delivery.preflight import check_ready
     from newsletter.runtime.runner import finish_day
 
     settings = get_settings(config)
     day = date or dt.datetime.now(dt.UTC).date()
-    try:
-        check_ready(settings)
-    except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    ready_to_send(settings)
+    stop = stop_on_sigterm()
     result = finish_day(
         settings, date=day, trigger="send", build=False, console=err_console, stop=stop
     )

@@ -7,8 +7,6 @@ Exit codes (``RunResult.exit_code``): 0 success (also "no announcement" and "alr
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
 import traceback
 from pathlib import Path
 from typing import Annotated
@@ -23,8 +21,10 @@ from newsletter.cli.app import (
     err_console,
     get_settings,
     parse_date,
+    ready_to_send,
+    stop_on_sigterm,
 )
-from newsletter.config import ConfigError, Settings
+from newsletter.config import Settings
 from newsletter.db import display_url
 from newsletter.pipeline import RunResult
 from newsletter.runtime.runner import finish_day
@@ -69,15 +69,8 @@ def run(
     """Fetch the day's announcement, rank it, store the issue, write the archive and send."""
     settings = get_settings(config, debug=debug)
     if not no_send:
-        from newsletter.delivery.preflight import check_ready
-
-        try:
-            check_ready(settings)
-        except ConfigError as exc:
-            err_console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from exc
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+        ready_to_send(settings)
+    stop = stop_on_sigterm()
     result = finish_day(
         settings,
         date=date,
