@@ -1,4 +1,4 @@
-"""SendGrid v3 Mail Send: the body built with the official ``sendgrid`` package, sent with httpx.
+"""SendGrid v3 Mail Send: the body built with the official ``sendgrid`` package.
 
 One request carries one body and up to 1000 personalizations, each with its own ``to``,
 ``substitutions`` (the personal links and the slots of the shared body: their cards, counts,
@@ -9,9 +9,9 @@ Every documented limit is checked here before a byte leaves, because a refused r
 whole batch: 1000 personalizations, 30 MB per request, 10,000 bytes of custom args and of
 substitutions per personalization, 10 categories. 429 and 5xx are retried with exponential
 backoff and jitter, honouring ``Retry-After``; other 4xx fail those recipients for good.
-The ``sendgrid`` package's helpers build the Mail JSON; the request is an ``httpx`` POST of those
-very bytes (``keepalive.ThreadClients``: each sending thread reuses one connection), since the
-package's own HTTP client opens a new connection for every request.
+The ``sendgrid`` package's helpers build the Mail JSON; the request is a POST of those very bytes
+on the standard library's ``http.client`` (``keepalive.ThreadClients``: each sending thread reuses
+one connection), since the package's own HTTP client opens a new connection for every request.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
 from sendgrid.helpers.mail import (
     Category,
     Content,
@@ -52,7 +51,7 @@ from newsletter.delivery.backends.base import (
     check_header,
     check_headers,
 )
-from newsletter.delivery.backends.keepalive import ThreadClients
+from newsletter.delivery.backends.keepalive import NotSent, ThreadClients, TransportError
 from newsletter.email.tags import keys_in
 from newsletter.retry_after import retry_after_seconds
 
@@ -86,9 +85,6 @@ MESSAGE_ID_ARG = "message_id"
 MAIL_SEND_PATH = "/v3/mail/send"
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 USER_AGENT = f"arxiv-newsletter/{__version__}"
-# Bodies go out in pieces of this size with their Content-Length: httpx would otherwise copy a
-# whole body (up to 30 MB) once more while framing it, for each of the requests in flight.
-BODY_CHUNK_BYTES = 64 * 1024
 
 Sleep = Callable[[float], None]
 log = logging.getLogger(__name__)
@@ -299,7 +295,6 @@ class SendGridBackend:
                 "Authorization": f"Bearer {api_key}",
                 "Accept": "application/json",
                 "User-Agent": USER_AGENT,
-                **JSON_HEADERS,  # every request is a JSON body
             },
             timeout=timeout,
         )
@@ -331,25 +326,20 @@ class SendGridBackend:
             with self._count_lock:
                 self.requests += 1
             try:
-                response = self.http.get().post(
-                    MAIL_SEND_PATH,
-                    content=_pieces(payload),
-                    headers={"Content-Length": str(len(payload))},
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # No connection, so no request: safe to try again.
+                response = self.http.post(MAIL_SEND_PATH, payload, JSON_HEADERS)
+            except NotSent as exc:  # no connection, so no request: safe to try again
                 error, retry_after = f"SendGrid unreachable: {exc}", None
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 # The request may have reached SendGrid: the outcome is not ours to guess.
-                return Outcome("unknown", error=f"SendGrid request: {type(exc).__name__}: {exc}")
+                return Outcome("unknown", error=f"SendGrid request: {exc}")
             else:
-                status = response.status_code
+                status = response.status
                 if 200 <= status < 300:
-                    return Outcome("sent", provider_id=response.headers.get("X-Message-Id"))
+                    return Outcome("sent", provider_id=response.headers.get("x-message-id"))
                 error = f"SendGrid {status}: {_short(response.content)}"
                 if status != 429 and status < 500:
                     return Outcome("failed", error=error)
-                retry_after = response.headers.get("Retry-After")
+                retry_after = response.headers.get("retry-after")
             if attempt >= self.max_retries:
                 return Outcome("retry", error=f"{error} (gave up after {attempt + 1} attempts)")
             delay = self.backoff(attempt, retry_after)
@@ -373,11 +363,6 @@ class SendGridBackend:
 
     def close(self) -> None:
         self.http.close()
-
-
-def _pieces(data: bytes) -> Iterator[bytes]:
-    for start in range(0, len(data), BODY_CHUNK_BYTES):
-        yield data[start : start + BODY_CHUNK_BYTES]
 
 
 def _short(body: object) -> str:
