@@ -158,13 +158,27 @@ class DeliverySettings(_Section):
         ),
     )
     concurrency: int = Field(
-        32,
+        96,
         ge=1,
-        le=64,
+        le=256,
         description=(
             "Requests in flight (also the most batches a crash can leave in flight; "
             "see docs/email-delivery.md)"
         ),
+    )
+    prepare_processes: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description=(
+            "SendGrid: processes that build the requests of a large send, beside the sending "
+            "one (0: the sending threads build them)"
+        ),
+    )
+    prepare_min_batches: int = Field(
+        1000,
+        ge=1,
+        description="SendGrid: sends of at least this many batches use prepare_processes",
     )
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429/5xx")
     in_flight_policy: Literal["skip", "resend"] = Field(

@@ -11,6 +11,7 @@ itsdangerous compares signatures in constant time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,7 +32,9 @@ class TokenData:
     issued_at: dt.datetime
 
 
+@functools.lru_cache(maxsize=64)
 def _serializer(secret_key: str, purpose: Purpose) -> URLSafeTimedSerializer:
+    """One serializer per key and purpose (a digest signs three links per reader)."""
     return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}")
 
 

@@ -39,6 +39,14 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+class _Server(ThreadingHTTPServer):
+    """A real server's listen backlog (the standard library's is 5: a sender that opens its 64
+    connections at once would see some of them reset, which no provider does)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class TestServer:
     """Serves ``routes[(method, path)]``; records every request in ``requests``."""
 
@@ -108,8 +116,7 @@ class TestServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _H)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(

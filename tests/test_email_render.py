@@ -18,6 +18,7 @@ from newsletter.email import tags
 from newsletter.email.render import (
     PLACEHOLDERS,
     DigestRenderer,
+    Expander,
     TemplateError,
     authors_line,
     link_substitutions,
@@ -319,29 +320,64 @@ def test_personalised_email_has_exactly_their_papers_in_order_with_their_keyword
     assert "-" + "cards-" not in out.html + out.text and not tags.keys_in(out.html + out.text)
 
 
-def test_shared_body_personalised_equals_the_template_rendered_for_that_reader() -> None:
-    """The slicing loses nothing: byte-identical to rendering the template for one reader."""
+EMPTY_OK = SETTINGS.model_copy(
+    update={"delivery": SETTINGS.delivery.model_copy(update={"send_empty_note": True})}
+)
+
+
+def _hostile_day():  # type: ignore[no-untyped-def]
+    """Ten recorded papers, one titled with tags; readers with hostile keywords, none, no
+    match, and without summaries."""
     papers = recorded_papers()[:10]
-    papers[2] = with_title(papers[2], HOSTILE_TITLE + " -cards- -h1p0- -tcards- -c1h-")
-    view = make_view(papers)
+    papers[2] = with_title(papers[2], HOSTILE_TITLE + " -cards- -h1p0- -tcards- -c1h- -more-")
     readers = [
         _reader(("graph", "LLM"), 1),
         _reader((), 2),
         _reader(("diffusion",), 3, include_summaries=False),
         _reader(("zzzz-nothing",), 4),
-        _reader(("model", "-hwo-", "h1p0", "learning"), 5),
+        _reader(("model", "-hwo-", "h1p0", "learning", "-more-"), 5),
     ]
-    empty_ok = SETTINGS.model_copy(
-        update={"delivery": SETTINGS.delivery.model_copy(update={"send_empty_note": True})}
-    )
+    return papers, make_view(papers), readers
+
+
+def test_shared_body_personalised_equals_the_template_rendered_for_that_reader() -> None:
+    """The slicing loses nothing: byte-identical to rendering the template for one reader."""
+    papers, view, readers = _hostile_day()
     summaries = {papers[0].arxiv_id: summary(HOSTILE_TLDR + " \\-cards\\- &#45;h2p0&#45;")}
     renderer = DigestRenderer(SETTINGS)
     for reader in readers:
-        selection = select_all(view, [reader], empty_ok)[reader.id]
+        selection = select_all(view, [reader], EMPTY_OK)[reader.id]
         direct = personalise(renderer.render_direct(view, selection, summaries), LINK_SUBS)
         shared = _personal(renderer, view, selection, summaries)
         assert shared == direct, reader
     assert renderer.shared(view, summaries, True) is renderer.shared(view, summaries, True)
+
+
+def test_the_senders_expansion_gives_the_bytes_sendgrids_order_gives() -> None:
+    """``Expander`` (the frame cut once, only slot values scanned per reader) and
+    ``personalise`` (every substitution, then every section) agree: hostile titles and
+    keywords, hidden cards behind the "N more papers" link, the feedback key in the cards left
+    for the provider or filled in (values that bring a substituted key)."""
+    _, view, readers = _hostile_day()
+    renderer = DigestRenderer(SETTINGS)
+    cases = [(view, {}, select_all(view, [r], EMPTY_OK)[r.id]) for r in readers]
+    budget_view, budget_summaries, budget_selection = _budget_day(TLDR_300 * 8)
+    cases.append((budget_view, budget_summaries, budget_selection))
+    hidden = 0
+    for case_view, summaries, selection in cases:
+        body = renderer.shared(case_view, summaries, selection.include_summaries)
+        content = shared_content(body)
+        fast = Expander.of(content)
+        slots = body.substitutions(selection)
+        hidden += bool(slots[tags.MORE])
+        for subs in (
+            slots,
+            {**slots, **LINK_SUBS},
+            with_feedback({**slots, **LINK_SUBS}, "7.sig"),
+            {**slots, tags.FEEDBACK: "7.sig"},
+        ):
+            assert fast.personalise(subs) == personalise(content, subs), selection
+    assert hidden == 1  # the budget day's reader has cards behind the link
 
 
 def test_hostile_title_or_keyword_cannot_inject_another_card() -> None:

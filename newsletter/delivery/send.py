@@ -1,13 +1,15 @@
 """Send one day's issue to every active subscriber, exactly once, resumable after any crash.
 
 Stages: load (issue, subscribers) -> select (pure) -> enqueue (bulk rows) -> render (the day's
-shared body, once per variant) -> send (batches of up to the backend's maximum, one body each,
-``delivery.concurrency`` in flight, claimed and recorded in waves: ``waves.run_waves``). Each
+shared body, once per variant) -> plan (each reader's slots, grouped by body) -> send (batches
+of up to the backend's maximum, one body each, ``delivery.concurrency`` in flight, claimed and
+recorded in waves: ``waves.run_waves``; each batch prepared by ``newsletter.delivery.prepare``,
+in separate processes for a large SendGrid send). Each
 recipient's own papers, keywords and counts travel as substitutions that refer to the body's
 card sections, so subscribers with different selections share one body and one request. A
 backend that cannot take sections (SendGrid with ``delivery.sendgrid_sections`` off), or a
 recipient whose substitutions would break SendGrid's 10,000-byte limit, gets a body expanded
-for its batch instead (one per distinct selection, in the worker that sends it). The outbox
+for its batch instead (one per distinct selection, where its batch is prepared). The outbox
 module's state machine makes a rerun safe at any point; see its docstring for the in-flight
 window and ``delivery.in_flight_policy``.
 """
@@ -17,10 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,23 +34,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from newsletter.config import Settings
-from newsletter.delivery import outbox
-from newsletter.delivery.backends import Backend, Batch, Outcome, Recipient, Sender, make_backend
+from newsletter.delivery import outbox, prepare
+from newsletter.delivery.backends import Backend, Outcome, Sender, make_backend
+from newsletter.delivery.backends.sendgrid import Prepared, SendGridBackend
 from newsletter.delivery.outbox import NewDelivery, Pending
+from newsletter.delivery.prepare import BodyKey, Context, Item, Job, Variant
 from newsletter.delivery.suppression import blocked_ids
 from newsletter.delivery.waves import run_waves
 from newsletter.domain import IssueView, Summary
 from newsletter.email import tags
-from newsletter.email.headers import digest_headers, list_id, new_message_id
+from newsletter.email.headers import list_id, new_message_id
 from newsletter.email.loading import Audience, active_prefs, selections_for
-from newsletter.email.render import (
-    DigestRenderer,
-    RenderedEmail,
-    link_substitutions,
-    personalise,
-    shared_content,
-)
-from newsletter.email.shared import with_feedback
+from newsletter.email.render import DigestRenderer, Expander, shared_content
 from newsletter.models import IssueRow, utcnow
 from subscribers.links import feedback_token, link_keys, preferences_url, unsubscribe_url
 from subscribers.rhythm import effective_language
@@ -87,23 +86,6 @@ class SendReport:
         return not self.totals.get("queued") and not self.totals.get("sending")
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One recipient of a batch; ``slots`` are their substitutions for the shared body (empty
-    when their batch's body was expanded for them beforehand)."""
-
-    pending: Pending
-    email: str
-    slots: Mapping[str, str]
-
-
-# A body variant: (include_summaries, the reader's language).
-Variant = tuple[bool, str]
-# A batch's body: (variant, None) for the shared body, or
-# (variant, the slot values it was expanded with).
-BodyKey = tuple[Variant, tuple[tuple[str, str], ...] | None]
-
-
 @contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -141,21 +123,28 @@ def _load_view(engine: Engine, issue_date: dt.date) -> IssueView:
     return view
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """A claimed batch: the key of its body and the recipients whose rows are now ``sending``."""
-
-    key: BodyKey
-    items: Sequence[_Item]
-
-
 Results = list[tuple[int, Outcome]]  # (delivery id, outcome) of one batch
+
+
+PreparedJob = tuple[Prepared, float]  # a batch's requests, and the seconds spent expanding it
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A claimed batch, with the task of a preparing process that makes its requests (None: it
+    is prepared where it is sent) and its place among that task's batches."""
+
+    job: Job
+    prepared: Future[list[PreparedJob]] | None = None
+    index: int = 0
 
 
 class _Sender:
     """What ``waves.run_waves`` does for one issue: a step (record the outcomes that arrived and
     claim the next wave, one transaction) in the dispatcher, and one batch's request in a
-    worker (its body is expanded there, so the dispatcher's loop stays short)."""
+    worker. A batch is prepared (``newsletter.delivery.prepare``: links, body, request bytes)
+    in the worker, or for a large SendGrid send in the preparing processes, so the dispatcher's
+    loop stays short."""
 
     def __init__(
         self,
@@ -163,45 +152,23 @@ class _Sender:
         settings: Settings,
         backend: Backend,
         report: SendReport,
-        render: Callable[[BodyKey], RenderedEmail],
-        categories: tuple[str, ...],
-        keys: Mapping[int, str],
+        ctx: Context,
+        pool: Executor | None,
     ) -> None:
-        self.engine, self.settings, self.backend = engine, settings, backend
-        self.keys = keys  # subscriber id -> link key: every digest brings fresh, dated links
-        self.report, self.render, self.categories = report, render, categories
+        self.engine, self.backend, self.report, self.ctx, self.pool = (
+            engine,
+            backend,
+            report,
+            ctx,
+            pool,
+        )
         self.policy = settings.delivery.in_flight_policy
-        s = settings
-        self.sender = Sender(s.email.from_email, s.email.from_name, s.email.reply_to)
-        self.list_id = list_id(s)
-
-    def recipient(self, item: _Item) -> Recipient:
-        sid = item.pending.subscriber_id
-        key = self.keys[sid]
-        links = link_substitutions(
-            {
-                "unsubscribe_url": unsubscribe_url(self.settings, sid, key),
-                "preferences_url": preferences_url(self.settings, sid, key),
-            }
-        )
-        headers = digest_headers(
-            self.settings,
-            to=item.email,
-            unsubscribe_url=links["-unsubscribe_url-"],
-            message_id=item.pending.message_id,
-        )
-        return Recipient(
-            email=item.email,
-            message_id=item.pending.message_id,
-            substitutions=with_feedback(
-                {**item.slots, **links}, feedback_token(self.settings, sid, key)
-            ),
-            headers={k: v for k, v in headers.items() if k.startswith("List-") and k != "List-Id"},
-        )
+        self.processes = max(1, settings.delivery.prepare_processes)
+        self._render_lock = threading.Lock()
 
     def step(
-        self, results: Sequence[Results], wave: Sequence[tuple[BodyKey, list[_Item]]]
-    ) -> list[_Job | None]:
+        self, results: Sequence[Results], wave: Sequence[tuple[BodyKey, list[Item]]]
+    ) -> list[_Claimed | None]:
         """Record ``results``, re-check suppression for ``wave`` and claim it: one commit, made
         before any of the wave's requests."""
         flat = [r for batch in results for r in batch]
@@ -227,24 +194,67 @@ class _Sender:
                 r.deferred += 1
             else:
                 setattr(r, target, getattr(r, target) + 1)
-        jobs: list[_Job | None] = []
+        jobs: list[Job | None] = []
         for key, batch in wave:
             live = [i for i in batch if i.pending.delivery_id in claimed]
-            jobs.append(_Job(key, live) if live else None)
-        return jobs
+            jobs.append(Job(key, live) if live else None)
+        return self._to_prepare([j for j in jobs if j is not None], jobs)
 
-    def send(self, job: _Job) -> Results:
-        """One batch's request(s); never raises for a bad recipient or a provider problem."""
-        try:
-            recipients = tuple(self.recipient(i) for i in job.items)
-            batch = Batch(
-                content=self.render(job.key),
-                recipients=recipients,
-                sender=self.sender,
-                headers={"List-Id": self.list_id},
-                categories=self.categories,
+    def _to_prepare(self, live: list[Job], jobs: list[Job | None]) -> list[_Claimed | None]:
+        """The wave's jobs, handed to the preparing processes now (a few tasks a wave, not one
+        a batch: each task costs the parent a round trip) when there are any."""
+        ahead: dict[int, tuple[Future[list[PreparedJob]], int]] = {}
+        if self.pool is not None and live:
+            share = -(-len(live) // self.processes)
+            try:
+                for start in range(0, len(live), share):
+                    chunk = live[start : start + share]
+                    future = self.pool.submit(prepare.sendgrid_requests_here, chunk)
+                    ahead.update({id(job): (future, n) for n, job in enumerate(chunk)})
+            except BrokenExecutor as exc:  # the rest are prepared where they are sent
+                self._lost_preparers(exc)
+        return [None if j is None else _Claimed(j, *ahead.get(id(j), (None, 0))) for j in jobs]
+
+    def _lost_preparers(self, exc: BaseException) -> None:
+        """A preparing process died (killed, out of memory): its batches are prepared by the
+        sending threads from now on. Preparing has no side effect, so nothing is lost or sent
+        twice; the send only gets slower."""
+        if self.pool is not None:
+            log.warning(
+                "a preparing process stopped (%s); the sending threads prepare the rest", exc
             )
-            outcomes = self.backend.send_batch(batch)
+            self.pool = None
+
+    def _outcomes(self, claimed: _Claimed) -> dict[str, Outcome]:
+        """Prepare the batch (here, or take what a preparing process made of it) and send it."""
+        backend, job = self.backend, claimed.job
+        if isinstance(backend, SendGridBackend):
+            made: PreparedJob | None = None
+            if claimed.prepared is not None:
+                try:
+                    made = claimed.prepared.result()[claimed.index]
+                except BrokenExecutor as exc:
+                    self._lost_preparers(exc)
+            prepared, spent = made or prepare.sendgrid_requests(self.ctx, job)
+            self._rendered(spent)
+            return backend.deliver(prepared)
+        batch, spent = prepare.batch(self.ctx, job)
+        self._rendered(spent)
+        return backend.send_batch(batch)
+
+    def _rendered(self, seconds: float) -> None:
+        """Bodies are expanded in the workers: their CPU time is added to the ``render`` stage
+        (it overlaps ``send``, which includes it)."""
+        if seconds:
+            with self._render_lock:
+                t = self.report.timings
+                t["render"] = t.get("render", 0.0) + seconds
+
+    def send(self, claimed: _Claimed) -> Results:
+        """One batch's request(s); never raises for a bad recipient or a provider problem."""
+        job = claimed.job
+        try:
+            outcomes = self._outcomes(claimed)
         except Exception as exc:  # a bug or bad data: record it, keep the other batches going
             log.exception("batch of %d failed before sending", len(job.items))
             outcomes = {
@@ -274,26 +284,53 @@ def _links_size(settings: Settings) -> int:
     return _json_size(links) + 64
 
 
-def _feedback_size(settings: Settings, subs: Mapping[str, str]) -> int:
+def _feedback_token_size(settings: Settings) -> int:
+    """The length of a reader's feedback token (a long id's), as it goes in their cards."""
+    try:
+        return len(feedback_token(settings, 10**15, "k" * 32))
+    except ValueError:  # no secret key: the recipients fail later with that message
+        return 300
+
+
+def _feedback_size(token_size: int, subs: Mapping[str, str]) -> int:
     """Room for the reader's feedback token in each of their cards (put in per recipient)."""
     uses = sum(subs.get(k, "").count(tags.FEEDBACK) for k in (tags.CARDS, tags.TEXT_CARDS))
-    if not uses:
-        return 0
-    try:
-        return uses * len(feedback_token(settings, 10**15, "k" * 32))
-    except ValueError:
-        return uses * 300
+    return uses * token_size
 
 
-def plan_batches(
-    groups: Mapping[Any, list[_Item]], max_batch: int
-) -> list[tuple[Any, list[_Item]]]:
+def plan_batches(groups: Mapping[Any, list[Item]], max_batch: int) -> list[tuple[Any, list[Item]]]:
     """Chunks of at most ``max_batch`` recipients, each sharing one body."""
-    out: list[tuple[Any, list[_Item]]] = []
+    out: list[tuple[Any, list[Item]]] = []
     for key, items in groups.items():
         for start in range(0, len(items), max_batch):
             out.append((key, items[start : start + max_batch]))
     return out
+
+
+@contextmanager
+def _preparers(backend: Backend, ctx: Context, batches: int) -> Iterator[Executor | None]:
+    """The preparing processes of a large SendGrid send (``delivery.prepare_processes``, from
+    ``delivery.prepare_min_batches`` batches on: starting one costs about half a second), or
+    None: each sending thread prepares its own batches. Spawned, not forked: the parent has
+    threads and open database connections."""
+    d = ctx.settings.delivery
+    if (
+        not isinstance(backend, SendGridBackend)
+        or d.prepare_processes < 1
+        or batches < d.prepare_min_batches
+    ):
+        yield None
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=d.prepare_processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=prepare.start_process,
+        initargs=(ctx,),
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def send_issue(
@@ -376,60 +413,63 @@ def send_issue(
         sections_ok = chosen.sections
         limit = chosen.substitution_limit
         margin = _links_size(settings)
+        token_room = _feedback_token_size(settings)
         # per (Selection, language): slots, fits
         slots_of: dict[tuple[int, str], tuple[dict[str, str], bool]] = {}
-        groups: dict[BodyKey, list[_Item]] = defaultdict(list)
+        groups: dict[BodyKey, list[Item]] = defaultdict(list)
         gone: list[int] = []
-        for row in pending:
-            selection = selections.get(row.subscriber_id)
-            if selection is None:
-                gone.append(row.delivery_id)
-                continue
-            variant = (selection.include_summaries, languages.get(row.subscriber_id, site_language))
-            known = slots_of.get((id(selection), variant[1]))
-            if known is None:
-                subs = bodies[variant].substitutions(selection)
-                size = _json_size(subs) + margin + _feedback_size(settings, subs)
-                fits = sections_ok and (limit is None or size <= limit)
-                known = slots_of[(id(selection), variant[1])] = (subs, fits)
-            slots, fits = known
-            email = emails[row.subscriber_id]
-            if fits:
-                groups[(variant, None)].append(_Item(row, email, slots))
-            else:
-                groups[(variant, tuple(slots.items()))].append(_Item(row, email, {}))
+        with _timed(t, "plan"):
+            for row in pending:
+                selection = selections.get(row.subscriber_id)
+                if selection is None:
+                    gone.append(row.delivery_id)
+                    continue
+                language = languages.get(row.subscriber_id, site_language)
+                variant = (selection.include_summaries, language)
+                known = slots_of.get((id(selection), language))
+                if known is None:
+                    subs = bodies[variant].substitutions(selection)
+                    # Sections off: every body is expanded, whatever the size of its slots.
+                    fits = sections_ok and (
+                        limit is None
+                        or _json_size(subs) + margin + _feedback_size(token_room, subs) <= limit
+                    )
+                    known = slots_of[(id(selection), language)] = (subs, fits)
+                slots, fits = known
+                email = emails[row.subscriber_id]
+                if fits:
+                    groups[(variant, None)].append(Item(row, email, slots))
+                else:
+                    groups[(variant, tuple(slots.items()))].append(Item(row, email, {}))
         if gone:
             outbox.mark(engine, gone, "skipped", "no longer active or nothing matched")
             report.skipped += len(gone)
         report.recipients = sum(len(v) for v in groups.values())
         report.distinct_bodies = len(groups)
-        categories = ("digest", f"digest-{issue_date.isoformat()}")
-        render_lock = threading.Lock()
-
-        def render(key: BodyKey) -> RenderedEmail:
-            """A batch's body, expanded in the worker that sends it and dropped with the batch,
-            so memory holds the bodies in flight, not one per distinct selection. Its CPU time
-            is added to the ``render`` stage (it overlaps ``send``, which includes it)."""
-            variant, expanded = key
-            content = shared_content(bodies[variant])
-            if expanded is None:
-                return content
-            started = time.thread_time()
-            content = personalise(content, dict(expanded))
-            with render_lock:
-                t["render"] = t.get("render", 0.0) + time.thread_time() - started
-            return content
-
+        batches = plan_batches(groups, chosen.max_batch)
         with _timed(t, "send"):
-            keys = link_keys(engine, emails)
-            runner = _Sender(engine, settings, chosen, report, render, categories, keys)
-            report.waves = run_waves(
-                plan_batches(groups, chosen.max_batch),
-                concurrency=settings.delivery.concurrency,
-                step=runner.step,
-                send=runner.send,
-                stop=stop,
+            s = settings
+            contents = {variant: shared_content(body) for variant, body in bodies.items()}
+            ctx = Context(
+                settings=s,
+                keys=link_keys(engine, emails),
+                contents=contents,
+                expanders={variant: Expander.of(c) for variant, c in contents.items()},
+                sender=Sender(s.email.from_email, s.email.from_name, s.email.reply_to),
+                list_id=list_id(s),
+                categories=("digest", f"digest-{issue_date.isoformat()}"),
+                sandbox=s.delivery.sandbox_mode,
+                sections=sections_ok,
             )
+            with _preparers(chosen, ctx, len(batches)) as pool:
+                runner = _Sender(engine, settings, chosen, report, ctx, pool)
+                report.waves = run_waves(
+                    batches,
+                    concurrency=settings.delivery.concurrency,
+                    step=runner.step,
+                    send=runner.send,
+                    stop=stop,
+                )
         report.stopped = stop.is_set()
         report.requests = report.batches if chosen.requests is None else chosen.requests
         report.totals = outbox.counts(engine, issue_id)

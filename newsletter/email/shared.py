@@ -22,6 +22,7 @@ can complete a tag.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from markupsafe import escape
 from newsletter.email import tags
 from newsletter.email.selection import Selection
 
-KW1, KW2, NUMBER, MORE, MARKER_RE = tags.KW1, tags.KW2, tags.NUMBER, tags.MORE, tags.MARKER_RE
+KW1, KW2, NUMBER, MARKER_RE = tags.KW1, tags.KW2, tags.NUMBER, tags.MARKER_RE
+MORE = tags.MORE_SENTINEL  # where the "N more papers" label goes in the rendered body
 FEEDBACK = tags.FEEDBACK_SENTINEL
 _CARD_RE = re.compile(r"<!--nl:card-->(.*?)<!--nl:/card-->", re.DOTALL)
 _NOTE_RE = re.compile(r"<!--nl:note-->(.*?)<!--nl:/note-->", re.DOTALL)
@@ -255,7 +257,7 @@ class SharedBody:
             keywords = selection.matched.get(entry.paper.arxiv_id, ())
             why = 0
             if keywords:
-                shown = sum(len(str(escape(tags.one_line(k))).encode()) for k in keywords)
+                shown = sum(len(_keyword(k, html=True).encode()) for k in keywords)
                 why = around + shown + between * (len(keywords) - 1)
             sizes.append((layout.size if layout else 0) + why + 4)
         if base + sum(sizes) <= HTML_BUDGET:
@@ -306,6 +308,13 @@ class SharedBody:
         }
 
 
+@functools.lru_cache(maxsize=4096)
+def _keyword(keyword: str, *, html: bool) -> str:
+    """A matched keyword as a card shows it (readers share keywords: each is made once)."""
+    text = tags.one_line(keyword)
+    return str(escape(text)) if html else text
+
+
 def _card(
     layout: CardLayout, why: Why | None, keywords: tuple[str, ...], position: int, *, html: bool
 ) -> str:
@@ -318,10 +327,7 @@ def _card(
             elif layout.slots[n] == "fb":
                 out.append(tags.FEEDBACK)  # the reader's token, put in by ``with_feedback``
             elif why is not None:
-                shown = tuple(
-                    str(escape(tags.one_line(k))) if html else tags.one_line(k) for k in keywords
-                )
-                out.append(why.value(shown))
+                out.append(why.value(tuple(_keyword(k, html=html) for k in keywords)))
     return "".join(out)
 
 
@@ -334,8 +340,3 @@ def with_feedback(substitutions: Mapping[str, str], token: str) -> dict[str, str
         if key in out:
             out[key] = out[key].replace(tags.FEEDBACK, token)
     return out
-
-
-def expand_sections(text: str, sections: Mapping[str, str]) -> str:
-    """Only the sections (for a body whose slots were already filled)."""
-    return tags.apply_tags(text, {}, sections)

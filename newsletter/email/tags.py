@@ -36,6 +36,8 @@ _NAMES = (
     r"|t?note|t?more|[ht]more[01]|[ht]disclaimer|[ht]\d+p\d+|[ht]w[omc]"
 )
 KEY_RE = re.compile(rf"-(?:{_NAMES})-", re.IGNORECASE)
+# The same keys, kept by ``split``: text at even indexes, keys at odd ones.
+_SPLIT_RE = re.compile(rf"(-(?:{_NAMES})-)", re.IGNORECASE)
 # Text that could complete a key across a boundary: "-abc" before it, or "abc-" after it.
 _OPEN_TAIL = re.compile(r"-[A-Za-z0-9_]*\Z")
 _OPEN_HEAD = re.compile(r"\A[A-Za-z0-9_]*-")
@@ -43,10 +45,10 @@ _OPEN_HEAD = re.compile(r"\A[A-Za-z0-9_]*-")
 
 # Sentinels (Unicode private use) rendered where per-subscriber values go, then cut out of the
 # shared body, and the comments that mark its parts: untrusted text never carries either.
-KW1, KW2, NUMBER, MORE = "\ue101", "\ue102", "\ue103", "\ue104"
+KW1, KW2, NUMBER, MORE_SENTINEL = "\ue101", "\ue102", "\ue103", "\ue104"
 FEEDBACK_SENTINEL = "\ue105"  # where a reader's feedback token goes in a shared card
 MARKER_RE = re.compile(r"<!--nl:/?[a-z]+-->")
-_SENTINELS = dict.fromkeys(map(ord, (KW1, KW2, NUMBER, MORE, FEEDBACK_SENTINEL)))
+_SENTINELS = dict.fromkeys(map(ord, (KW1, KW2, NUMBER, MORE_SENTINEL, FEEDBACK_SENTINEL)))
 _MARKER_OPEN = re.compile(r"<!--(?=nl:)")
 
 
@@ -100,11 +102,28 @@ def check_frame(frame: str, slots: set[str]) -> None:
             raise TagError(f"text next to {m.group()} could complete a tag")
 
 
-def apply_tags(text: str, substitutions: Mapping[str, str], sections: Mapping[str, str]) -> str:
-    """SendGrid's order: every substitution, then every section, as plain string replacement."""
+def substitute(text: str, substitutions: Mapping[str, str]) -> str:
+    """Every substitution in turn, as plain string replacement (a value may bring a later key)."""
     for key, value in substitutions.items():
         if key in text:
             text = text.replace(key, value)
-    if sections and "-" in text:
-        text = KEY_RE.sub(lambda m: sections.get(m.group(), m.group()), text)
     return text
+
+
+def split_keys(text: str) -> list[str]:
+    """``text`` cut at its keys: text at even indexes, keys at odd ones (``KEY_RE``'s matches)."""
+    return _SPLIT_RE.split(text) if "-" in text else [text]
+
+
+def expand(text: str, sections: Mapping[str, str]) -> str:
+    """Every section tag in ``text`` replaced by its section (other tags are left as they are)."""
+    if not sections or "-" not in text:
+        return text
+    parts = _SPLIT_RE.split(text)
+    parts[1::2] = [sections.get(k, k) for k in parts[1::2]]
+    return "".join(parts)
+
+
+def apply_tags(text: str, substitutions: Mapping[str, str], sections: Mapping[str, str]) -> str:
+    """SendGrid's order: every substitution, then every section, as plain string replacement."""
+    return expand(substitute(text, substitutions), sections)

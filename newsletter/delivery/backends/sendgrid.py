@@ -268,11 +268,29 @@ def plan_requests(
     return requests, failed
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch's requests as they go on the wire (body bytes, the Message-IDs each carries),
+    and the recipients that failed before any request (a broken limit, a bad header)."""
+
+    requests: tuple[tuple[bytes, tuple[str, ...]], ...]
+    failed: Mapping[str, Outcome]
+
+
+def prepare_requests(batch: Batch, *, sandbox: bool = False, sections: bool = True) -> Prepared:
+    """``plan_requests``, serialised: the bytes of each request, ready for ``deliver``."""
+    requests, failed = plan_requests(batch, sandbox=sandbox, sections=sections)
+    return Prepared(tuple((r.payload.encode("utf-8"), r.message_ids) for r in requests), failed)
+
+
 class SendGridBackend:
     """Owns SendGrid's manners: limits, retries with backoff, sandbox mode, timeouts."""
 
     name = "sendgrid"
-    max_batch = MAX_PERSONALIZATIONS
+    # Readers of one body per request: SendGrid takes 1000, but a request of 250 is as fast to
+    # send and bounds both the memory of each request in flight (about 0.3 MB, not 1.2 MB)
+    # and the readers a crash leaves in doubt.
+    max_batch = 250
 
     def __init__(
         self,
@@ -316,11 +334,15 @@ class SendGridBackend:
         ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
-    def post(self, body: dict[str, Any] | str) -> Outcome:
+    def post(self, body: dict[str, Any] | str | bytes) -> Outcome:
         """One request with its retries; never raises for delivery problems.
 
-        ``body`` may come already serialised (a ``Request``'s ``payload``): it is sent as it is."""
-        payload = (body if isinstance(body, str) else _json(body)).encode("utf-8")
+        ``body`` may come already serialised (a ``Request``'s ``payload``, or its bytes): it is
+        sent as it is."""
+        if isinstance(body, bytes):
+            payload = body
+        else:
+            payload = (body if isinstance(body, str) else _json(body)).encode("utf-8")
         attempt = 0
         while True:
             with self._count_lock:
@@ -347,13 +369,20 @@ class SendGridBackend:
             self.sleep(delay)
             attempt += 1
 
-    def send_batch(self, batch: Batch) -> dict[str, Outcome]:
-        requests, outcomes = plan_requests(batch, sandbox=self.sandbox_mode, sections=self.sections)
-        for req in requests:
-            outcome = self.post(req.payload)
-            for mid in req.message_ids:
+    def prepare(self, batch: Batch) -> Prepared:
+        return prepare_requests(batch, sandbox=self.sandbox_mode, sections=self.sections)
+
+    def deliver(self, prepared: Prepared) -> dict[str, Outcome]:
+        """Send prepared requests (made here or in another process), one after the other."""
+        outcomes = dict(prepared.failed)
+        for payload, message_ids in prepared.requests:
+            outcome = self.post(payload)
+            for mid in message_ids:
                 outcomes[mid] = outcome
         return outcomes
+
+    def send_batch(self, batch: Batch) -> dict[str, Outcome]:
+        return self.deliver(self.prepare(batch))
 
     def send_message(self, msg: EmailMessage) -> Outcome:
         from newsletter.delivery.mime import batch_from_message
