@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import select
+import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable
+
+import pytest
 
 from newsletter.delivery.backends.sendgrid import SendGridBackend
 from tests.fixtures_delivery import API_KEY, FakeSendGrid
@@ -111,3 +116,78 @@ def test_a_large_body_goes_out_whole_with_its_length_not_chunked() -> None:
     assert request.headers["content-length"] == str(len(sent))
     assert "transfer-encoding" not in request.headers
     assert request.body == sent and request.headers["content-type"].startswith("application/json")
+
+
+class ConnectProxy:
+    """A real forward proxy on 127.0.0.1 that speaks only CONNECT (as HTTPS proxies do):
+    it records each tunnel's target and pipes bytes both ways."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+                if method != "CONNECT":
+                    self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                    return
+                proxy.tunnels.append(target)
+                host, port = target.rsplit(":", 1)
+                with socket.create_connection((host, int(port))) as upstream:
+                    self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    _pipe(self.request, upstream)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> ConnectProxy:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes between two sockets until either side closes."""
+    while True:
+        readable, _, _ = select.select([a, b], [], [], 5)
+        if not readable:
+            return
+        for src in readable:
+            data = src.recv(65536)
+            if not data:
+                return
+            (b if src is a else a).sendall(data)
+
+
+def test_the_proxy_of_the_environment_carries_the_requests_through_a_tunnel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeSendGrid() as sg, ConnectProxy() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        sender = backend(sg)
+        outcomes = [sender.post(BODY).status for _ in range(3)]
+        sender.close()
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        direct = backend(sg)
+        assert direct.post(BODY).status == "sent"
+        direct.close()
+    assert outcomes == ["sent"] * 3
+    # One tunnel for the three requests (the connection is kept), none for the bypassed host.
+    assert proxy.tunnels == [sg.url.removeprefix("http://")]
+    assert len(sg.requests) == 4
