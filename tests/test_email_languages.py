@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
+import lxml.html
 from fixtures_email import make_view, recorded_papers, summary
 
 from newsletter.config import settings_for_tests
@@ -62,3 +64,27 @@ def test_shared_body_equals_direct_render_in_each_language_daily_and_weekly() ->
     english = renderer.shared(monday, summaries, True, "English")
     assert renderer.shared(monday, summaries, True, "Chinese") is not english
     assert renderer.shared(monday, summaries, True, "English") is english
+
+
+def test_a_readers_email_declares_their_language_and_links_the_hidden_cards_in_it() -> None:
+    """Past the 90 KB budget the last cards become one link to the archive: its words, and the
+    page's ``lang``, follow the reader's language (an independent HTML parser reads them)."""
+    view = make_view(recorded_papers())
+    long_tldr = "A long TL;DR that fills the card with words. " * 60
+    summaries = {e.paper.arxiv_id: summary(long_tldr) for e in view.pool}
+    reader = SubscriberPrefs(1, "a@x.org", keywords=("learning", "model", "data"), max_papers=30)
+    selection = select_all(view, [reader], SETTINGS)[reader.id]
+    renderer = DigestRenderer(SETTINGS)
+    seen: dict[str | None, tuple[str, str, str]] = {}
+    for language in (None, "Chinese"):
+        body = renderer.shared(view, summaries, True, language)
+        out = personalise(shared_content(body), {**body.substitutions(selection), **LINKS})
+        doc = lxml.html.document_fromstring(out.html)
+        archive = [a for a in doc.iter("a") if a.get("href", "").endswith(view.date.isoformat())]
+        seen[language] = (doc.get("lang"), archive[-1].text_content(), out.text)
+    lang, link, text = seen[None]
+    assert lang == "en" and re.fullmatch(r"\d+ more papers in today's issue →", link)
+    zh_lang, zh_link, zh_text = seen["Chinese"]
+    assert zh_lang == "zh" and re.fullmatch(r"本期还有 \d+ 篇论文 →", zh_link)
+    assert zh_link.split()[1] == link.split()[0]  # the same number of cards hidden
+    assert "more papers in today's issue" in text and "本期还有" in zh_text

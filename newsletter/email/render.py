@@ -336,6 +336,7 @@ class DigestRenderer:
             date = words.gettext("Your week to %(date)s") % {"date": date}
         return {
             "_": words.gettext,
+            "lang": words.locale or "en",
             "site_name": s.site_name,
             "date": date,
             "date_iso": view.date.isoformat(),
@@ -433,6 +434,7 @@ class DigestRenderer:
             text_why=t.why,
             has_tldr=frozenset(i for i, p in zip(ids, papers, strict=True) if p["tldr_html"]),
             slots_for=lambda selection: self.slots(view, selection, words),
+            words=words,
         )
         with self._lock:
             if len(self._shared) > 16:
@@ -480,7 +482,7 @@ class DigestRenderer:
             "intro": slots.intro,
             "count": len(selection.entries),
             "papers": papers,
-            "more_label": more_label(hidden) if hidden else "",
+            "more_label": more_label(hidden, words) if hidden else "",
             "has_summaries": any(p["tldr_html"] for p in papers),
             "feedback_token": tags.FEEDBACK,
         }

@@ -32,6 +32,7 @@ from markupsafe import escape
 
 from newsletter.email import tags
 from newsletter.email.selection import Selection
+from newsletter.rhythm.catalogue import ENGLISH, Words
 
 KW1, KW2, NUMBER, MARKER_RE = tags.KW1, tags.KW2, tags.NUMBER, tags.MARKER_RE
 MORE = tags.MORE_SENTINEL  # where the "N more papers" label goes in the rendered body
@@ -50,10 +51,12 @@ HTML_BUDGET = 90_000
 SLOT_ALLOWANCE = 3_000
 
 
-def more_label(hidden: int) -> str:
-    """The link text that stands for the cards past the budget."""
-    noun = "paper" if hidden == 1 else "papers"
-    return f"{hidden} more {noun} in today's issue"
+def more_label(hidden: int, words: Words = ENGLISH) -> str:
+    """The link text that stands for the cards past the budget, in the reader's language."""
+    label = words.ngettext(
+        "%(n)s more paper in today's issue", "%(n)s more papers in today's issue", hidden
+    )
+    return label % {"n": hidden}
 
 
 Slot = Literal["num", "why", "fb"]
@@ -233,6 +236,7 @@ class SharedBody:
     text_why: Why | None
     has_tldr: frozenset[str]
     slots_for: Callable[[Selection], Slots]
+    words: Words = ENGLISH  # the reader language's fixed words (the "N more papers" link)
 
     def _bytes(self, key: str) -> int:
         return len(self.sections.get(key, "").encode())
@@ -288,7 +292,7 @@ class SharedBody:
         slots = self.slots_for(selection)
         shows_tldr = any(e.paper.arxiv_id in self.has_tldr for e in selection.entries[:shown])
         hidden = len(selection.entries) - shown
-        label = more_label(hidden) if hidden else ""
+        label = more_label(hidden, self.words) if hidden else ""
         h0, h1 = (k if k in self.sections else "" for k in tags.MORE_KEYS["h"])
         t0, t1 = (k if k in self.sections else "" for k in tags.MORE_KEYS["t"])
         return {
