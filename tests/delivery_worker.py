@@ -1,6 +1,7 @@
 """The sender as its own process, for the crash tests: ``python -m tests.delivery_worker``.
 
-Arguments: database URL, SendGrid host, in-flight policy, concurrency, recipients per batch.
+Arguments: database URL, SendGrid host, in-flight policy, concurrency, recipients per batch,
+and optionally ``prepare`` (build the requests in a preparing process, however small the send).
 Prints the run's report as JSON on its last line.
 """
 
@@ -17,13 +18,14 @@ from tests.fixtures_email import RECORDED_DAY
 
 
 def main(argv: list[str]) -> None:
-    url, host, policy, concurrency, per_batch = argv
+    url, host, policy, concurrency, per_batch, *flags = argv
     settings = delivery_settings(
         url,
         backend="sendgrid",
         sendgrid_host=host,
         in_flight_policy=policy,
         concurrency=int(concurrency),
+        **({"prepare_processes": 1, "prepare_min_batches": 1} if "prepare" in flags else {}),
     )
     backend = SendGridBackend(API_KEY, host, max_retries=0)
     backend.max_batch = int(per_batch)

@@ -23,7 +23,9 @@ N = 12
 PER_BATCH = 3  # 12 default-digest readers: 4 requests of 3
 
 
-def _start(url: str, sg: FakeSendGrid, policy: str, concurrency: int) -> subprocess.Popen[str]:
+def _start(
+    url: str, sg: FakeSendGrid, policy: str, concurrency: int, *flags: str
+) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [
@@ -35,6 +37,7 @@ def _start(url: str, sg: FakeSendGrid, policy: str, concurrency: int) -> subproc
             policy,
             str(concurrency),
             str(PER_BATCH),
+            *flags,
         ],
         cwd=ROOT,
         env=env,
@@ -117,3 +120,54 @@ def test_resend_policy_sends_the_window_again(engine: Engine, database_url: str)
     listed = {email_of[sid] for sid in final["in_flight"]}
     assert window <= twice <= listed
     assert _statuses(engine) == Counter({"sent": N})
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, read from /proc (not through any library)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _ended(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # a zombie has ended; reaping it is its new parent's business
+
+
+def test_a_killed_sender_leaves_no_preparing_process_behind(
+    engine: Engine, database_url: str
+) -> None:
+    """SIGKILL gives the sender no chance to stop its preparing process: the preparer ends by
+    itself (it watches its parent), and a rerun sends everyone once."""
+    seed_issue(engine)
+    seed_subscribers(engine, N)
+    with FakeSendGrid() as sg:
+        sg.release = threading.Event()
+        sg.block_at = {1}
+        proc = _start(database_url, sg, "skip", 1, "prepare")
+        try:
+            _wait_for(lambda: sg.count >= 1 and proc.poll() is None)
+            children = _children(proc.pid)
+            assert children, "the sender started no preparing process"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            sg.release.set()
+        _wait_for(lambda: all(_ended(pid) for pid in children))
+        window = {p["to"][0]["email"] for p in sg.bodies()[0]["personalizations"]}
+        final = _finish(database_url, sg, "skip")
+        counted = Counter(sg.recipients())
+    assert set(counted) == {f"reader{i}@example.com" for i in range(N)}
+    assert all(n == 1 for n in counted.values()), counted
+    assert len(final["in_flight"]) == len(window) == PER_BATCH

@@ -9,10 +9,14 @@ sending thread itself; both run the same functions, so both give the same reques
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 
 from newsletter.config import Settings
 from newsletter.delivery.backends import Batch, Recipient, Sender
@@ -120,11 +124,20 @@ _context: Context | None = None
 def start_process(ctx: Context) -> None:
     """A preparing process's initializer: keep the send's context. Signals are the parent's to
     act on (it finishes the batches in flight), so a Ctrl-C or SIGTERM sent to the whole process
-    group does not kill a preparer under them."""
+    group does not kill a preparer under them; and a preparer ends with its parent, however the
+    parent ends (a SIGKILL or the OOM killer included: the pool could not tell it to stop)."""
     global _context
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _context = ctx
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+
+
+def _end_with(parent: BaseProcess) -> None:
+    parent.join()  # returns once the parent has ended (its sentinel closes)
+    os._exit(0)
 
 
 def sendgrid_requests_here(jobs: Sequence[Job]) -> list[tuple[Prepared, float]]:
