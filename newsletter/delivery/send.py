@@ -211,8 +211,8 @@ class _Sender:
                     chunk = live[start : start + share]
                     future = self.pool.submit(prepare.sendgrid_requests_here, chunk)
                     ahead.update({id(job): (future, n) for n, job in enumerate(chunk)})
-            except BrokenExecutor as exc:  # the rest are prepared where they are sent
-                self._lost_preparers(exc)
+            except Exception as exc:  # claimed already: these batches must still go out
+                self._lost_preparers(exc)  # the rest are prepared where they are sent
         return [None if j is None else _Claimed(j, *ahead.get(id(j), (None, 0))) for j in jobs]
 
     def _lost_preparers(self, exc: BaseException) -> None:
@@ -321,12 +321,17 @@ def _preparers(backend: Backend, ctx: Context, batches: int) -> Iterator[Executo
     ):
         yield None
         return
-    pool = ProcessPoolExecutor(
-        max_workers=d.prepare_processes,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=prepare.start_process,
-        initargs=(ctx,),
-    )
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=d.prepare_processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=prepare.start_process,
+            initargs=(ctx,),
+        )
+    except OSError as exc:  # no process can be made here (no /dev/shm, a process limit)
+        log.warning("no preparing process (%s); the sending threads prepare every batch", exc)
+        yield None
+        return
     try:
         yield pool
     finally:
