@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import signal
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from newsletter.config import Settings, settings_for_tests
 from newsletter.models import IssueRow
 from subscribers.models import Subscriber
 from tests.fixtures_email import RECORDED_DAY, make_view, recorded_papers
+from tests.fixtures_service import wait_for
 from tests.httpserver import Request, Response, TestServer
 
 SECRET = "dlv-7Qm2xK9pL4vN8rT1wZ6yB3cF5hJ0sD"
@@ -181,3 +184,25 @@ DATED_TOKEN = re.compile(r"(/(?:unsubscribe|preferences|feedback)/|\?r=)[A-Za-z0
 def undated(text: str) -> str:
     """``text`` with every dated link token replaced by ``T``."""
     return DATED_TOKEN.sub(r"\1T", text)
+
+
+def sigkill_while_held(
+    proc: subprocess.Popen[str],
+    sg: FakeSendGrid,
+    nth: int,
+    *,
+    before_kill: Callable[[int], None] = lambda _pid: None,
+) -> None:
+    """Hold the sender's request ``nth`` at the server, SIGKILL the sender while it waits for
+    the answer (``before_kill`` gets its pid first), then let the server go on."""
+    sg.release = threading.Event()
+    sg.block_at = {nth}
+    try:
+        wait_for(lambda: sg.count >= nth and proc.poll() is None, 30, f"request {nth}")
+        before_kill(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sg.release.set()

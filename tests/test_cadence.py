@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +32,7 @@ from newsletter.pipeline import DEFAULT_STAGES
 from newsletter.rhythm.weekly import send_weekly, unfinished
 from newsletter.runtime.runner import finish_day
 from subscribers import service
-from tests.fixtures_delivery import FakeSendGrid
+from tests.fixtures_delivery import FakeSendGrid, sigkill_while_held
 from tests.fixtures_week import QUIET, WEEK, outbox, run_day, set_cadence, set_prefs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,16 +201,7 @@ def test_a_crash_during_the_weekly_send_resumes_without_doubles(
     settings_file.write_text(json.dumps(settings.model_dump(mode="json")), encoding="utf-8")
     args = (str(settings_file), WEEK[4].isoformat(), str(PER_BATCH))
     with FakeSendGrid() as sg:
-        sg.release, sg.block_at = threading.Event(), {2}
-        proc = _worker(args, sg)
-        try:
-            _wait_for(lambda: sg.count >= 2)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            sg.release.set()
+        sigkill_while_held(_worker(args, sg), sg, 2)
         in_flight = {p["to"][0]["email"] for p in sg.bodies()[1]["personalizations"]}
         engine = make_engine(settings.database_url)
         try:  # the day's own issue went out; its weekly e-mails did not: run the day again
@@ -253,11 +241,3 @@ def _worker(args: tuple[str, str, str], sg: FakeSendGrid) -> subprocess.Popen[st
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.01)

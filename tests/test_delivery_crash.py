@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from newsletter.delivery.models import Delivery
-from tests.fixtures_delivery import FakeSendGrid, seed_issue, seed_subscribers
+from tests.fixtures_delivery import FakeSendGrid, seed_issue, seed_subscribers, sigkill_while_held
+from tests.fixtures_service import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 12
@@ -47,28 +46,19 @@ def _start(
     )
 
 
-def _wait_for(predicate, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.01)
-
-
-def _kill_at(url: str, sg: FakeSendGrid, policy: str, concurrency: int, nth: int) -> set[str]:
-    """Run until the server holds request ``nth``, SIGKILL; return that request's recipients."""
-    sg.release = threading.Event()
-    sg.block_at = {nth}
-    proc = _start(url, sg, policy, concurrency)
-    try:
-        _wait_for(lambda: sg.count >= nth and proc.poll() is None)
-        # With concurrency > 1 let the other in-flight requests arrive too (they are not blocked).
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        sg.release.set()
+def _kill_at(
+    url: str,
+    sg: FakeSendGrid,
+    policy: str,
+    concurrency: int,
+    nth: int,
+    *flags: str,
+    before_kill: Callable[[int], None] = lambda _pid: None,
+) -> set[str]:
+    """Run until the server holds request ``nth``, SIGKILL; return that request's recipients.
+    With concurrency > 1 the other in-flight requests arrive too (they are not held)."""
+    proc = _start(url, sg, policy, concurrency, *flags)
+    sigkill_while_held(proc, sg, nth, before_kill=before_kill)
     bodies = sg.bodies()
     return {p["to"][0]["email"] for p in bodies[nth - 1]["personalizations"]}
 
@@ -150,22 +140,19 @@ def test_a_killed_sender_leaves_no_preparing_process_behind(
     itself (it watches its parent), and a rerun sends everyone once."""
     seed_issue(engine)
     seed_subscribers(engine, N)
+    children: set[int] = set()
     with FakeSendGrid() as sg:
-        sg.release = threading.Event()
-        sg.block_at = {1}
-        proc = _start(database_url, sg, "skip", 1, "prepare")
-        try:
-            _wait_for(lambda: sg.count >= 1 and proc.poll() is None)
-            children = _children(proc.pid)
-            assert children, "the sender started no preparing process"
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            sg.release.set()
-        _wait_for(lambda: all(_ended(pid) for pid in children))
-        window = {p["to"][0]["email"] for p in sg.bodies()[0]["personalizations"]}
+        window = _kill_at(
+            database_url,
+            sg,
+            "skip",
+            1,
+            1,
+            "prepare",
+            before_kill=lambda pid: children.update(_children(pid)),
+        )
+        assert children, "the sender started no preparing process"
+        wait_for(lambda: all(_ended(pid) for pid in children), 30, "the preparer to end")
         final = _finish(database_url, sg, "skip")
         counted = Counter(sg.recipients())
     assert set(counted) == {f"reader{i}@example.com" for i in range(N)}
