@@ -155,13 +155,8 @@ class _Sender:
         ctx: Context,
         pool: Executor | None,
     ) -> None:
-        self.engine, self.backend, self.report, self.ctx, self.pool = (
-            engine,
-            backend,
-            report,
-            ctx,
-            pool,
-        )
+        self.engine, self.backend, self.report = engine, backend, report
+        self.ctx, self.pool = ctx, pool
         self.policy = settings.delivery.in_flight_policy
         self.processes = max(1, settings.delivery.prepare_processes)
         self._render_lock = threading.Lock()
@@ -198,11 +193,12 @@ class _Sender:
         for key, batch in wave:
             live = [i for i in batch if i.pending.delivery_id in claimed]
             jobs.append(Job(key, live) if live else None)
-        return self._to_prepare([j for j in jobs if j is not None], jobs)
+        return self._to_prepare(jobs)
 
-    def _to_prepare(self, live: list[Job], jobs: list[Job | None]) -> list[_Claimed | None]:
+    def _to_prepare(self, jobs: list[Job | None]) -> list[_Claimed | None]:
         """The wave's jobs, handed to the preparing processes now (a few tasks a wave, not one
         a batch: each task costs the parent a round trip) when there are any."""
+        live = [j for j in jobs if j is not None]
         ahead: dict[int, tuple[Future[list[PreparedJob]], int]] = {}
         if self.pool is not None and live:
             share = -(-len(live) // self.processes)

@@ -119,7 +119,7 @@ def expand(text: str, sections: Mapping[str, str]) -> str:
     """Every section tag in ``text`` replaced by its section (other tags are left as they are)."""
     if not sections or "-" not in text:
         return text
-    parts = _SPLIT_RE.split(text)
+    parts = split_keys(text)
     parts[1::2] = [sections.get(k, k) for k in parts[1::2]]
     return "".join(parts)
 
